@@ -1,0 +1,103 @@
+"""runway_widgets: watch CometAPI / Runway video tasks from a notebook or a terminal.
+
+>>> import runway_widgets as rw
+>>> task_id = rw.create_text_to_video("a paper boat in the rain", callback_url="https://example.com/hook")
+>>> rw.watch(task_id).wait().result_url
+
+In IPython or Jupyter: ``%load_ext runway_widgets`` then ``%runway_watch TASK_ID``
+(or ``%runway_watch --demo`` to try the built-in simulator without a key).
+
+Importing this package loads neither IPython nor ipywidgets; the notebook parts load
+them when first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import (
+    create_act_one,
+    create_image_to_video,
+    create_text_to_video,
+    create_video_to_video,
+    get_client,
+    live_watches,
+    recent_watches,
+    stop_all,
+    watch,
+)
+from .budget import RequestBudget
+from .client import Client
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    DownloadError,
+    GaveUpError,
+    ProtocolError,
+    RateLimitedError,
+    RunwayWidgetsError,
+    ServerError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TransportError,
+    WatchStoppedError,
+    WatchTimeoutError,
+)
+from .policy import PacingConfig
+from .snapshot import TaskSnapshot, TaskState, parse_task
+from .watch import Outcome, Watch, WatchUpdate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "watch",
+    "Watch",
+    "WatchUpdate",
+    "Outcome",
+    "Client",
+    "get_client",
+    "live_watches",
+    "recent_watches",
+    "stop_all",
+    "create_text_to_video",
+    "create_image_to_video",
+    "create_video_to_video",
+    "create_act_one",
+    "TaskSnapshot",
+    "TaskState",
+    "parse_task",
+    "PacingConfig",
+    "RequestBudget",
+    "RunwayWidgetsError",
+    "ConfigError",
+    "ApiError",
+    "AuthenticationError",
+    "TaskNotFoundError",
+    "RateLimitedError",
+    "ServerError",
+    "ProtocolError",
+    "TransportError",
+    "TaskFailedError",
+    "WatchTimeoutError",
+    "GaveUpError",
+    "WatchStoppedError",
+    "DownloadError",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+    "__version__",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext runway_widgets``: register the magics (IPython is imported only now)."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext runway_widgets``: stop every watch and the poller thread."""
+    from .magic import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -1,0 +1,149 @@
+"""Where settings come from, and the checks every input gets before it is used.
+
+Explicit arguments win, then ``COMETAPI_KEY`` / ``COMETAPI_BASE_URL``, then defaults.
+The key is wrapped in :class:`Secret` as soon as it is read so that no repr, f-string or
+log line can show it by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Secret",
+    "resolve_key",
+    "resolve_base_url",
+    "validate_task_id",
+    "validate_base_url",
+    "is_loopback_host",
+    "check_key_transport",
+    "MISSING_KEY_HELP",
+]
+
+DEFAULT_BASE_URL = "https://api.cometapi.com"
+KEY_ENV = "COMETAPI_KEY"
+BASE_URL_ENV = "COMETAPI_BASE_URL"
+MISSING_KEY_HELP = (
+    "No API key: set the COMETAPI_KEY environment variable (or a Colab secret named "
+    "COMETAPI_KEY), or try the built-in simulator with --demo."
+)
+
+
+class Secret:
+    """A string that refuses to show itself: repr and str print a placeholder."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The real value; call only where it goes into an HTTP header."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> tuple:  # never pickle the key into a file by accident
+        raise TypeError("a Secret cannot be pickled")
+
+
+def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
+    """The API key from the argument, else ``COMETAPI_KEY``; None when neither is set."""
+    if isinstance(explicit, Secret):
+        return explicit if explicit else None
+    value = explicit if explicit is not None else os.environ.get(KEY_ENV, "")
+    value = value.strip()
+    if not value:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ConfigError("The API key contains spaces or control characters; check how it was copied.")
+    return Secret(value)
+
+
+def resolve_base_url(explicit: str | None = None) -> str:
+    """The base URL from the argument, else ``COMETAPI_BASE_URL``, else the CometAPI default."""
+    value = explicit if explicit else os.environ.get(BASE_URL_ENV, "") or DEFAULT_BASE_URL
+    return validate_base_url(value)
+
+
+def validate_base_url(value: str) -> str:
+    """Check that ``value`` is an absolute http(s) URL with a host; return it without a trailing '/'."""
+    text = (value or "").strip()
+    if any(ord(ch) < 32 or ch.isspace() for ch in text):
+        raise ConfigError("The base URL contains spaces or control characters.")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"The base URL {text[:80]!r} is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"The base URL {text[:80]!r} must start with https:// (or http:// for a local server)."
+        )
+    if parts.username or parts.password:
+        raise ConfigError("The base URL must not carry a user name or password; use COMETAPI_KEY.")
+    if parts.query or parts.fragment:
+        raise ConfigError("The base URL must not have a query string or fragment.")
+    del port
+    return text.rstrip("/")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and addresses in 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_key_transport(base_url: str) -> None:
+    """Refuse to send a key over plain http to anything but a loopback host."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"Refusing to send the API key over plain http to {parts.hostname}; use https://."
+        )
+
+
+_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]+$")
+
+
+def validate_task_id(value: object) -> str:
+    """Return a clean task id or raise :class:`ConfigError` with one sentence saying why."""
+    if not isinstance(value, str):
+        raise ConfigError(f"A task id must be a string, not {type(value).__name__}.")
+    text = value.strip()
+    if not text:
+        raise ConfigError("The task id is empty; pass the id that the create call returned.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ConfigError("The task id contains control characters; copy it again from the create response.")
+    if len(text) > 128:
+        raise ConfigError(f"The task id is {len(text)} characters long; task ids are at most 128.")
+    if not _ID_OK.match(text):
+        raise ConfigError(
+            f"The task id {text[:40]!r} has characters a task id never has (letters, digits, '-', '_', '.', ':' only)."
+        )
+    return text
