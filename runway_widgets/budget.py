@@ -1,0 +1,75 @@
+"""The process-wide request budget: a token bucket that every watch draws from.
+
+A 429 from the gateway is a statement about *all* our traffic, so it pauses every watch
+(for the Retry-After, or a backoff) and halves the rate; successes restore the rate
+gently (additive increase, multiplicative decrease, as TCP does).  Not thread-safe on its
+own: the scheduler calls it under its lock.  Time is passed in, so tests need no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RequestBudget", "DEFAULT_RATE", "DEFAULT_BURST"]
+
+DEFAULT_RATE = 10.0  # requests per second for the whole process
+DEFAULT_BURST = 10.0
+
+
+@dataclass
+class RequestBudget:
+    """A token bucket with a shared pause.
+
+    Parameters
+    ----------
+    rate:
+        Sustained requests per second for the whole process.
+    burst:
+        Tokens the bucket holds: how many requests may go at once after a quiet spell.
+    min_rate:
+        The rate never drops below this after 429s.
+    """
+
+    rate: float = DEFAULT_RATE
+    burst: float = DEFAULT_BURST
+    min_rate: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("need rate > 0 and burst >= 1")
+        self.configured_rate = self.rate
+        self.tokens = self.burst
+        self.updated: float | None = None
+        self.paused_until = float("-inf")
+        self.spent = 0
+
+    def _refill(self, now: float) -> None:
+        if self.updated is not None and now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now if self.updated is None else max(self.updated, now)
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one request may go (0 if it may go now)."""
+        self._refill(now)
+        pause = max(0.0, self.paused_until - now)
+        lack = max(0.0, 1.0 - self.tokens) / self.rate
+        return max(pause, lack)
+
+    def try_spend(self, now: float) -> bool:
+        """Take one token if one is available now."""
+        if self.wait_time(now) > 0:
+            return False
+        self.tokens -= 1.0
+        self.spent += 1
+        return True
+
+    def penalize(self, now: float, pause: float) -> None:
+        """A 429: nobody sends for ``pause`` seconds, and the rate halves."""
+        self.paused_until = max(self.paused_until, now + max(0.0, pause))
+        self.rate = max(self.min_rate, self.rate / 2.0)
+        self.tokens = min(self.tokens, 0.0)
+
+    def reward(self) -> None:
+        """A good answer: creep back toward the configured rate."""
+        if self.rate < self.configured_rate:
+            self.rate = min(self.configured_rate, self.rate + 0.05 * self.configured_rate)

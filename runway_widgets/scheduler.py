@@ -1,0 +1,248 @@
+"""The shared poller: one thread per process decides who polls when; a small pool does the I/O.
+
+Every watch in the process sits in one heap ordered by its next due time.  The scheduler
+thread pops due watches, spends one token of the process-wide :class:`RequestBudget` for
+each, and hands the poll to a bounded :class:`WorkerPool`.  When tokens run short, the
+watch that has waited longest goes first (heap order), so no task starves.  The thread
+waits only on ``Event.wait(timeout)``, so adding or stopping a watch takes effect at once,
+and it exits after a second with nothing to do.
+
+For tests, :meth:`Scheduler.step` does one round of work synchronously; with an injected
+clock and an :class:`InlineExecutor` no thread and no real sleep is involved.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import Callable, Protocol
+
+from .budget import RequestBudget
+from .errors import RateLimitedError
+from .policy import backoff_delay
+from .watch import Watch
+from .workers import WorkerPool
+
+__all__ = ["Scheduler", "get_scheduler", "shutdown_scheduler", "THREAD_NAME"]
+
+log = logging.getLogger("runway_widgets")
+THREAD_NAME = "runway-widgets-poller"
+
+
+class Executor(Protocol):
+    max_workers: int
+
+    def submit(self, job: Callable[[], None]) -> None: ...
+
+    def shutdown(self, timeout: float = ...) -> None: ...
+
+
+class Scheduler:
+    """Owns every watch's next due time and the request budget.
+
+    Parameters
+    ----------
+    budget:
+        The shared token bucket (default: 10 requests/s, bursts of 10).
+    executor:
+        Where polls run (default: a pool of ``max_workers`` daemon threads).
+    clock:
+        Monotonic seconds; injectable for tests.
+    threaded:
+        Run the scheduling loop on its own daemon thread.  Tests pass False and call
+        :meth:`step` themselves.
+    idle_linger:
+        Seconds the thread stays alive with no watches before it exits.
+    """
+
+    def __init__(
+        self,
+        budget: RequestBudget | None = None,
+        executor: Executor | None = None,
+        *,
+        max_workers: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        threaded: bool = True,
+        idle_linger: float = 1.0,
+    ) -> None:
+        self.budget = budget or RequestBudget()
+        self._executor: Executor = executor or WorkerPool(max_workers=max_workers)
+        self.clock = clock
+        self._threaded = threaded
+        self._idle_linger = idle_linger
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._seq = itertools.count()
+        self._in_flight = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.rate_limited = 0
+
+    # -- watches ------------------------------------------------------------------------------
+
+    def add(self, watch: Watch, delay: float = 0.0) -> None:
+        """Schedule ``watch``'s first poll after ``delay`` seconds (default: at once)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the scheduler is shut down")
+            heapq.heappush(self._heap, (self.clock() + delay, next(self._seq), watch))
+            if self._threaded and self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def remove(self, watch: Watch) -> None:
+        """Forget ``watch`` (called when it stops, so an idle process frees its thread)."""
+        with self._lock:
+            kept = [entry for entry in self._heap if entry[2] is not watch]
+            if len(kept) != len(self._heap):
+                self._heap = kept
+                heapq.heapify(self._heap)
+        self._wake.set()
+
+    def pending(self) -> int:
+        """Watches scheduled or polling right now."""
+        with self._lock:
+            return len(self._heap) + self._in_flight
+
+    # -- one round ------------------------------------------------------------------------------
+
+    def step(self) -> float:
+        """Start every poll that is due and allowed; return seconds until the next wake-up."""
+        due: list[Watch] = []
+        expired: list[Watch] = []
+        with self._lock:
+            now = self.clock()
+            wait = float("inf")
+            while self._heap and self._in_flight < self._executor.max_workers:
+                when, _, watch = self._heap[0]
+                if watch.done():
+                    heapq.heappop(self._heap)
+                    continue
+                if now >= watch.deadline:
+                    heapq.heappop(self._heap)
+                    expired.append(watch)
+                    continue
+                if when > now:
+                    wait = when - now
+                    break
+                budget_wait = self.budget.wait_time(now)
+                if budget_wait > 0:
+                    wait = budget_wait
+                    break
+                heapq.heappop(self._heap)
+                self.budget.try_spend(now)
+                self._in_flight += 1
+                due.append(watch)
+        for watch in expired:
+            watch._expire()
+        for watch in due:
+            self._executor.submit(lambda w=watch: self._run(w))
+        if due or expired:
+            # Inline executors have already rescheduled; threaded ones will wake us.
+            with self._lock:
+                if self._heap and self._in_flight < self._executor.max_workers:
+                    now = self.clock()
+                    wait = max(0.0, self._heap[0][0] - now, self.budget.wait_time(now))
+                elif not self._heap:
+                    wait = float("inf")
+        return wait
+
+    def _run(self, watch: Watch) -> None:
+        """Poll on a worker thread, then put the watch back in the heap."""
+        delay: float | None = None
+        try:
+            delay = watch._poll()
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                now = self.clock()
+                self._account(watch, now)
+                if delay is not None and not watch.done():
+                    when = min(now + delay, watch.deadline)
+                    heapq.heappush(self._heap, (when, next(self._seq), watch))
+            self._wake.set()
+
+    def _account(self, watch: Watch, now: float) -> None:
+        """Feed the outcome of a poll to the shared budget (called under the lock)."""
+        last = watch.last_poll_error
+        if isinstance(last, RateLimitedError):
+            # A 429 is about all of our traffic: pause everyone, not just this task.
+            self.rate_limited += 1
+            pause = last.retry_after
+            if pause is None:
+                pause = backoff_delay(watch.settings.pacing, 1, None, 0.5)
+            self.budget.penalize(now, min(pause, watch.settings.pacing.max_retry_after))
+        elif last is None:
+            self.budget.reward()
+
+    # -- the thread -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        idle_since: float | None = None
+        while True:
+            self._wake.clear()
+            try:
+                wait = self.step()
+            except Exception:  # keep polling other watches whatever one of them did
+                log.exception("runway_widgets: scheduler step failed")
+                wait = 0.5
+            with self._lock:
+                if self._closed:
+                    self._thread = None
+                    return
+                if not self._heap and self._in_flight == 0:
+                    now = time.monotonic()
+                    idle_since = idle_since if idle_since is not None else now
+                    if now - idle_since >= self._idle_linger:
+                        self._thread = None
+                        return
+                    wait = min(wait, self._idle_linger)
+                else:
+                    idle_since = None
+            self._wake.wait(min(wait, 60.0))
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The scheduling thread, if one is running."""
+        return self._thread
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Stop every scheduled watch, end the thread and the workers (bounded by ``timeout``)."""
+        with self._lock:
+            self._closed = True
+            watches = [entry[2] for entry in self._heap]
+            self._heap.clear()
+            thread = self._thread
+        for watch in watches:
+            watch.stop("The poller was shut down.")
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._executor.shutdown(timeout)
+
+
+_default: Scheduler | None = None
+_default_lock = threading.Lock()
+
+
+def get_scheduler() -> Scheduler:
+    """The process-wide scheduler, created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed:
+            _default = Scheduler()
+        return _default
+
+
+def shutdown_scheduler(timeout: float = 2.0) -> None:
+    """Stop the process-wide scheduler and every watch it serves (``%unload_ext`` does this)."""
+    global _default
+    with _default_lock:
+        scheduler, _default = _default, None
+    if scheduler is not None:
+        scheduler.shutdown(timeout)

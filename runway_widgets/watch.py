@@ -1,0 +1,340 @@
+"""The :class:`Watch` handle: one task being followed, its state, and what a poll result means.
+
+A watch never sleeps and owns no thread: the shared scheduler calls :meth:`Watch._poll`
+on a worker thread when it is due, and the watch answers with the delay until its next
+poll (or None when it has finished).  Subscribers get a :class:`WatchUpdate` after every
+poll, on that worker thread; a subscriber that raises is logged and detached.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import (
+    GaveUpError,
+    ProtocolError,
+    RunwayWidgetsError,
+    TaskFailedError,
+    TaskNotFoundError,
+    WatchStoppedError,
+    WatchTimeoutError,
+)
+from .policy import PacerState, PacingConfig, backoff_delay, estimate_finish, next_delay, observe, observe_absent
+from .snapshot import TaskSnapshot, TaskState
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Outcome", "WatchUpdate", "Watch", "WatchSettings"]
+
+log = logging.getLogger("runway_widgets")
+
+
+class Outcome(str, enum.Enum):
+    """How a watch stands: still watching, or how it ended."""
+
+    WATCHING = "watching"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+    NOT_FOUND = "not found"
+    GAVE_UP = "gave up"
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Per-watch limits (float seconds)."""
+
+    timeout: float = 1800.0
+    not_found_grace: float = 30.0
+    give_up_after: float = 120.0
+    pacing: PacingConfig = PacingConfig()
+
+
+@dataclass(frozen=True)
+class WatchUpdate:
+    """What subscribers see after each poll: everything a view needs, nothing secret."""
+
+    task_id: str
+    outcome: Outcome
+    snapshot: TaskSnapshot | None
+    elapsed: float
+    polls: int
+    note: str = ""
+    error: RunwayWidgetsError | None = None
+    eta: float | None = None
+    retry_in: float | None = None
+    saved_path: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the watch has ended, for whatever reason."""
+        return self.outcome is not Outcome.WATCHING
+
+
+class Watch:
+    """A handle on one watched task.  Create it with :func:`runway_widgets.watch`."""
+
+    def __init__(
+        self,
+        task_id: str,
+        client: Client,
+        settings: WatchSettings,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        import random
+
+        self.task_id = task_id
+        self.client = client
+        self.settings = settings
+        self._clock = clock
+        self._rand = rand or random.random
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._subscribers: list[Callable[[WatchUpdate], Any]] = []
+        self.started = clock()
+        self.deadline = self.started + settings.timeout
+        self._pacer = PacerState()
+        self._snapshot: TaskSnapshot | None = None
+        self._outcome = Outcome.WATCHING
+        self._error: RunwayWidgetsError | None = None
+        self._note = ""
+        self._retry_in: float | None = None
+        self._polls = 0
+        self._errors_since: float | None = None
+        self._consecutive_errors = 0
+        self.saved_path: str | None = None
+        self.finisher: Callable[[Watch, TaskSnapshot], None] | None = None  # e.g. a download
+        self.finish_hooks: list[Callable[[Watch], None]] = []  # e.g. leave the scheduler
+        self.last_poll_error: RunwayWidgetsError | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> TaskSnapshot | None:
+        """The latest snapshot (None until the task has been seen)."""
+        return self._snapshot
+
+    @property
+    def outcome(self) -> Outcome:
+        return self._outcome
+
+    @property
+    def error(self) -> RunwayWidgetsError | None:
+        """Why the watch ended badly (None while running or after a success)."""
+        return self._error
+
+    @property
+    def result_url(self) -> str | None:
+        """The video URL once the task has succeeded."""
+        snap = self._snapshot
+        return snap.result_url if snap is not None else None
+
+    def done(self) -> bool:
+        """True once the watch has ended."""
+        return self._done.is_set()
+
+    def update(self) -> WatchUpdate:
+        """The current state as subscribers would see it."""
+        with self._lock:
+            return self._make_update()
+
+    def __repr__(self) -> str:
+        snap = self._snapshot
+        short = self.task_id if len(self.task_id) <= 13 else self.task_id[:8] + "…"
+        status = snap.status if snap is not None else "not seen yet"
+        pct = f" {snap.percent}%" if snap is not None and snap.percent is not None else ""
+        return f"<Watch {short} {self._outcome.value}: {status}{pct}>"
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def on_update(self, callback: Callable[[WatchUpdate], Any]) -> Callable[[WatchUpdate], Any]:
+        """Call ``callback(update)`` after every poll (on a background thread); returns it.
+
+        If the watch has already ended, the callback is called once, right away.
+        """
+        with self._lock:
+            self._subscribers.append(callback)
+            ended = self._outcome is not Outcome.WATCHING
+            update = self._make_update() if ended else None
+        if update is not None:
+            self._deliver(callback, update)
+        return callback
+
+    def wait(self, timeout: float | None = None) -> TaskSnapshot:
+        """Block until the watch ends; return the final snapshot or raise why it failed.
+
+        Raises
+        ------
+        TaskFailedError, WatchTimeoutError, TaskNotFoundError, GaveUpError,
+        AuthenticationError, WatchStoppedError, DownloadError, ...
+            The error that ended the watch.
+        TimeoutError
+            ``timeout`` passed first; the watch goes on.
+        """
+        limit = None if timeout is None else time.monotonic() + timeout
+        # Short slices keep Ctrl-C responsive everywhere (some platforms block signals in
+        # a long Event.wait).
+        while not self._done.wait(0.2 if limit is None else max(0.0, min(0.2, limit - time.monotonic()))):
+            if limit is not None and time.monotonic() >= limit:
+                raise TimeoutError(f"Task {self.task_id} is still running after waiting {timeout:g} s.")
+        if self._error is not None:
+            raise self._error
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def stop(self, reason: str = "Stopped watching.") -> None:
+        """Stop polling now (no request starts after this returns); the task itself goes on."""
+        self._finish(Outcome.STOPPED, WatchStoppedError(reason), note=reason)
+
+    # -- driven by the scheduler --------------------------------------------------------------
+
+    def _poll(self) -> float | None:
+        """Poll once; return seconds until the next poll, or None when the watch has ended."""
+        if self._done.is_set():
+            return None
+        sent = self._clock()
+        snapshot: TaskSnapshot | None = None
+        error: RunwayWidgetsError | None = None
+        try:
+            snapshot = self.client.fetch(self.task_id)
+        except RunwayWidgetsError as exc:
+            error = exc
+        except Exception as exc:  # a bug or a library surprise must not kill the watch silently
+            log.exception("runway_widgets: unexpected error polling %s", self.task_id)
+            error = ProtocolError(f"Unexpected {type(exc).__name__} while polling.")
+        return self._absorb(snapshot, error, sent, self._clock())
+
+    def _absorb(self, snapshot: TaskSnapshot | None, error: RunwayWidgetsError | None, sent: float, now: float) -> float | None:
+        settings = self.settings
+        finish: tuple[Outcome, RunwayWidgetsError | None, str] | None = None
+        with self._lock:
+            if self._outcome is not Outcome.WATCHING:
+                return None
+            self._polls += 1
+            self._retry_in = None
+            self.last_poll_error = error
+            delay: float | None = None
+            if snapshot is not None:
+                self._errors_since, self._consecutive_errors, self._note = None, 0, ""
+                self._snapshot = snapshot
+                self._pacer = observe(self._pacer, snapshot.state, snapshot.progress, sent, now,
+                                      settings.pacing.refresh_period, snapshot.status)
+                if snapshot.is_terminal:
+                    finish = self._terminal(snapshot)
+                else:
+                    delay = next_delay(self._pacer, settings.pacing, now, self._rand())
+            elif isinstance(error, TaskNotFoundError) and self._snapshot is None:
+                if now - self.started >= settings.not_found_grace:
+                    finish = (Outcome.NOT_FOUND, TaskNotFoundError(
+                        f"Task {self.task_id} was not found after {settings.not_found_grace:g} s; "
+                        "check the id and that it was created with this API key.", error.status_code), "")
+                else:
+                    self._pacer = observe_absent(self._pacer, sent, now)
+                    delay = next_delay(self._pacer, settings.pacing, now, self._rand())
+                    self._note = "waiting for the task to appear"
+            elif error is not None and error.transient:
+                self._consecutive_errors += 1
+                self._errors_since = self._errors_since if self._errors_since is not None else sent
+                if now - self._errors_since >= settings.give_up_after:
+                    finish = (Outcome.GAVE_UP, GaveUpError(
+                        f"Gave up after {self._consecutive_errors} failed attempts in {now - self._errors_since:.0f} s: {error}",
+                        error), "")
+                else:
+                    delay = backoff_delay(settings.pacing, self._consecutive_errors,
+                                          getattr(error, "retry_after", None), self._rand())
+                    self._retry_in = delay
+                    self._note = f"retrying in {delay:.0f} s: {error}"
+            elif error is not None:
+                finish = (Outcome.ERROR, error, "")
+            update = self._make_update() if finish is None else None
+        if finish is not None:
+            if finish[0] is Outcome.SUCCEEDED and self.finisher is not None and snapshot is not None:
+                self.finisher(self, snapshot)  # it calls _complete_success when done
+            else:
+                self._finish(*finish)
+            return None
+        assert update is not None
+        self._publish(update)
+        return delay
+
+    def _terminal(self, snapshot: TaskSnapshot) -> tuple[Outcome, RunwayWidgetsError | None, str]:
+        if snapshot.state is TaskState.SUCCEEDED:
+            note = "" if snapshot.result_url or not snapshot.rejected_url else "the server sent an unsafe result URL; it was not used"
+            return Outcome.SUCCEEDED, None, note
+        outcome = Outcome.CANCELLED if snapshot.state is TaskState.CANCELLED else Outcome.FAILED
+        verb = "was cancelled" if outcome is Outcome.CANCELLED else "failed"
+        reason = f": {snapshot.fail_reason}" if snapshot.fail_reason else ""
+        code = f" [{snapshot.fail_code}]" if snapshot.fail_code else ""
+        return outcome, TaskFailedError(f"Task {self.task_id} {verb}{reason}{code}", snapshot), ""
+
+    def _expire(self) -> None:
+        snap = self._snapshot
+        last = f" (last seen: {snap.status}{'' if snap.percent is None else f' {snap.percent}%'})" if snap else ""
+        self._finish(Outcome.TIMED_OUT, WatchTimeoutError(
+            f"Task {self.task_id} did not finish within {self.settings.timeout:g} s{last}."))
+
+    def _finish(self, outcome: Outcome, error: RunwayWidgetsError | None, note: str = "") -> None:
+        with self._lock:
+            if self._outcome is not Outcome.WATCHING:
+                return
+            self._outcome, self._error, self._note, self._retry_in = outcome, error, note, None
+            update = self._make_update()
+        self._done.set()
+        for hook in list(self.finish_hooks):
+            try:
+                hook(self)
+            except Exception:
+                log.exception("runway_widgets: a finish hook of task %s failed", self.task_id)
+        self._publish(update)
+
+    def _complete_success(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None) -> None:
+        """Called by a finisher (the download) when the success is fully handled."""
+        if snapshot is not None:
+            with self._lock:
+                self._snapshot = snapshot
+        self._finish(Outcome.SUCCEEDED, error, "" if error is None else f"saving failed: {error}")
+
+    def _make_update(self) -> WatchUpdate:
+        now = self._clock()
+        eta = estimate_finish(self._pacer)
+        return WatchUpdate(
+            task_id=self.task_id,
+            outcome=self._outcome,
+            snapshot=self._snapshot,
+            elapsed=now - self.started,
+            polls=self._polls,
+            note=self._note,
+            error=self._error,
+            eta=None if eta is None or self._outcome is not Outcome.WATCHING else max(0.0, eta - now),
+            retry_in=self._retry_in,
+            saved_path=self.saved_path,
+        )
+
+    def _publish(self, update: WatchUpdate) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            if not self._deliver(callback, update):
+                with self._lock:
+                    if callback in self._subscribers:
+                        self._subscribers.remove(callback)
+
+    @staticmethod
+    def _deliver(callback: Callable[[WatchUpdate], Any], update: WatchUpdate) -> bool:
+        try:
+            callback(update)
+            return True
+        except Exception:
+            log.exception("runway_widgets: a subscriber of task %s raised; it was detached", update.task_id)
+            return False
+
