@@ -1,0 +1,137 @@
+"""``runway-watch``: watch tasks from a terminal.
+
+Exit codes: 0 all succeeded, 1 a task failed or was cancelled, 2 usage or configuration
+error, 3 authentication error, 4 timed out, 5 task not found, 6 gave up after repeated
+transport/server errors (or the video could not be saved).  With several tasks, the first
+one (in command-line order) that did not succeed decides the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import ExitStack
+from typing import Sequence, TextIO
+
+from .api import stop_all, watch
+from .client import Client
+from .config import validate_task_id
+from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
+from .views.terminal import TerminalBoard, plain
+from .watch import Outcome, Watch
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = """\
+The API key is read from the COMETAPI_KEY environment variable (never from the command
+line, where it would land in shell history and process lists).  No key?  Try --demo.
+
+exit codes: 0 all succeeded, 1 a task failed or was cancelled, 2 usage/configuration
+error, 3 authentication error, 4 timed out, 5 task not found, 6 gave up after repeated
+transport/server errors or the video could not be saved.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runway-watch",
+        description="Watch CometAPI / Runway video tasks until they finish.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids returned by a create call")
+    parser.add_argument("--base-url", help="API base URL (default: $COMETAPI_BASE_URL or https://api.cometapi.com)")
+    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                        help="give up on a task that has not finished after this long (default: 1800)")
+    parser.add_argument("--interval", type=float, metavar="SECONDS", help="poll on a fixed interval instead of adaptively")
+    parser.add_argument("--save", metavar="PATH", help="download each finished video to PATH (a file, or a folder)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per task with its final state")
+    parser.add_argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
+    parser.add_argument("--demo", action="store_true", help="start the built-in simulator, create a task on it and watch it (no key needed)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def _exit_code(watches: Sequence[Watch]) -> int:
+    for handle in watches:
+        if handle.outcome is not Outcome.SUCCEEDED or handle.error is not None:
+            return handle.error.exit_code if handle.error is not None else 1
+    return EXIT_OK
+
+
+def _start_demo(stack: ExitStack, out: TextIO) -> tuple[Client, list[str]]:
+    """Run the simulator in this process and create one demo task on it."""
+    import secrets
+
+    from .simulator import Simulator, Timeline
+
+    sim = stack.enter_context(Simulator(default_timeline=Timeline.demo()))
+    client = Client(f"demo-{secrets.token_hex(8)}", sim.base_url)  # a made-up key: the simulator takes any
+    stack.callback(client.close)
+    task_id = client.create_text_to_video(
+        "A paper boat sailing down a rainy street at dusk, cinematic",
+        callback_url=f"{sim.base_url}/callback",
+    )
+    out.write(f"Simulator running at {sim.base_url}; created demo task {task_id}\n")
+    return client, [task_id]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``runway-watch``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    progress_stream = sys.stderr if args.json else sys.stdout
+    try:
+        with ExitStack() as stack:
+            if args.demo:
+                if args.task_ids:
+                    raise ConfigError("--demo creates its own task; do not pass task ids with it.")
+                client, task_ids = _start_demo(stack, progress_stream)
+            else:
+                if not args.task_ids:
+                    raise ConfigError("Give at least one TASK_ID (or --demo to try the simulator).")
+                task_ids = [validate_task_id(t) for t in args.task_ids]
+                client = Client(base_url=args.base_url, feed="official" if args.official else "runway")
+                stack.callback(client.close)
+            task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task
+            show = not args.json or progress_stream.isatty()
+            board = TerminalBoard(task_ids, progress_stream) if show else None
+            watches = [
+                watch(t, client=client, timeout=args.timeout, interval=args.interval, save=args.save,
+                      on_update=board)
+                for t in task_ids
+            ]
+            try:
+                for handle in watches:
+                    try:
+                        handle.wait()
+                    except RunwayWidgetsError:
+                        pass  # reported by the board and the exit code
+            except KeyboardInterrupt:
+                stop_all("Interrupted.")
+                progress_stream.write("\nInterrupted; stopped watching (the tasks go on on the server).\n")
+                return 130
+            if args.json:
+                for handle in watches:
+                    update = handle.update()
+                    line = update.snapshot.as_dict() if update.snapshot else {"task_id": handle.task_id, "status": None,
+                                                                               "progress": None, "result_url": None,
+                                                                               "fail_reason": ""}
+                    line.update(outcome=update.outcome.value, error=str(update.error) if update.error else None,
+                                saved_path=update.saved_path)
+                    sys.stdout.write(json.dumps(line) + "\n")
+            return _exit_code(watches)
+    except ConfigError as exc:
+        sys.stderr.write(f"runway-watch: {plain(str(exc))}\n")
+        return EXIT_USAGE
+    except RunwayWidgetsError as exc:  # e.g. the demo's create call failed
+        sys.stderr.write(f"runway-watch: {plain(str(exc))}\n")
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

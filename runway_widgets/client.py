@@ -1,0 +1,317 @@
+"""The HTTP client: exactly one attempt per call, every outcome a snapshot or a typed error.
+
+Retrying is the scheduler's job alone, so there is no retrying adapter here.  Every call
+has explicit connect/read timeouts, an overall deadline and a cap on the answer's size.
+The key travels only in the Authorization header of API calls, never on a redirect
+(redirects are not followed) and never with a video download (that uses another session).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from .config import (
+    MISSING_KEY_HELP,
+    Secret,
+    check_key_transport,
+    resolve_base_url,
+    resolve_key,
+    validate_task_id,
+)
+from .errors import ConfigError, ProtocolError, TransportError
+from .responses import Answer, interpret_create, interpret_task
+from .snapshot import TaskSnapshot, safe_url
+
+__all__ = ["Client", "RUNWAY_VERSION"]
+
+RUNWAY_VERSION = "2024-11-06"
+_REDACTED = b"[redacted]"
+_USER_AGENT = "runway_widgets/0.1 (+https://github.com/runway-widgets/runway_widgets)"
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the key at the last moment; an explicit auth also stops requests reading ~/.netrc."""
+
+    def __init__(self, key: Secret) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ***>"
+
+
+class Client:
+    """Talks to CometAPI's Runway-compatible endpoints (or the built-in simulator).
+
+    Parameters
+    ----------
+    api_key:
+        The key; defaults to ``COMETAPI_KEY``.  Never shown in any repr, error or log.
+    base_url:
+        Defaults to ``COMETAPI_BASE_URL``, then ``https://api.cometapi.com``.
+    connect_timeout, read_timeout:
+        Seconds for the TCP connect and for each read of the answer.
+    deadline:
+        Seconds for the whole call, however slowly a server drips its bytes.
+    max_response_bytes:
+        Answers larger than this are refused (a feed answer is a few KB).
+    feed:
+        ``"runway"`` polls ``POST /runway/feed``; ``"official"`` polls
+        ``GET /runwayml/v1/tasks/{id}``.  Both read the same task table.
+    """
+
+    def __init__(
+        self,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 15.0,
+        deadline: float = 30.0,
+        max_response_bytes: int = 1_000_000,
+        feed: str = "runway",
+        runway_version: str = RUNWAY_VERSION,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = resolve_base_url(base_url)
+        key = resolve_key(api_key)
+        if key is None:
+            raise ConfigError(MISSING_KEY_HELP)
+        check_key_transport(self.base_url)
+        if feed not in ("runway", "official"):
+            raise ConfigError(f"feed must be 'runway' or 'official', not {feed!r}.")
+        self._key = key
+        self._key_bytes = key.reveal().encode("utf-8")
+        self.feed = feed
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.deadline = float(deadline)
+        self.max_response_bytes = int(max_response_bytes)
+        self._wall_clock = wall_clock
+        self._session = requests.Session()
+        self._session.headers.update(
+            {"X-Runway-Version": runway_version, "User-Agent": _USER_AGENT, "Accept": "application/json"}
+        )
+        self._auth = _BearerAuth(key)
+        self._closed = threading.Event()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<Client {self.base_url} feed={self.feed}>"
+
+    @property
+    def key_fingerprint(self) -> int:
+        """A process-local hash that tells two keys apart without revealing either."""
+        return hash(self._key)
+
+    def close(self) -> None:
+        """Close pooled connections; the client must not be used afterwards."""
+        self._closed.set()
+        self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _scrub(self, data: bytes) -> bytes:
+        # A hostile or buggy server may echo the Authorization header back: the key must
+        # not survive into any error message, snapshot or log line built from the answer.
+        return data.replace(self._key_bytes, _REDACTED) if self._key_bytes in data else data
+
+    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Answer:
+        """One attempt.  Returns the capped, scrubbed answer or raises TransportError/ProtocolError."""
+        if self._closed.is_set():
+            raise TransportError("The client was closed.")
+        url = self.base_url + path
+        host = urlsplit(url).netloc
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method,
+                url,
+                json=body,
+                auth=self._auth,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.SSLError:
+            error = TransportError(f"TLS verification failed for {host}; the connection is not trusted.")
+            error.transient = False
+            raise error from None
+        except requests.exceptions.ConnectTimeout:
+            raise TransportError(f"Timed out connecting to {host} after {self.timeout[0]:g} s.") from None
+        except requests.exceptions.ReadTimeout:
+            raise TransportError(f"{host} did not answer within {self.timeout[1]:g} s.") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise TransportError(f"Could not reach {host} ({_reason(exc)}).") from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"The request to {host} failed ({type(exc).__name__}).") from None
+        try:
+            data = self._read_capped(response, host, started)
+            headers = {k: self._scrub(v.encode("latin-1", "replace")).decode("latin-1") for k, v in response.headers.items()}
+            return Answer(response.status_code, headers, self._scrub(data), url)
+        finally:
+            response.close()
+
+    def _read_capped(self, response: requests.Response, host: str, started: float) -> bytes:
+        cap = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise ProtocolError(f"{host} sent an answer of {int(declared):,} bytes; the limit is {cap:,}.", response.status_code)
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                body += chunk
+                if len(body) > cap:
+                    raise ProtocolError(f"{host} sent an answer larger than {cap:,} bytes.", response.status_code)
+                if time.monotonic() - started > self.deadline:
+                    raise TransportError(f"{host} took longer than {self.deadline:g} s to answer.")
+        except requests.exceptions.Timeout:
+            raise TransportError(f"{host} stopped sending mid-answer for {self.timeout[1]:g} s.") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
+            raise TransportError(f"The connection to {host} broke mid-answer ({_reason(exc)}).") from None
+        return bytes(body)
+
+    # -- polling ----------------------------------------------------------------------------
+
+    def fetch(self, task_id: str) -> TaskSnapshot:
+        """Poll a task once through the configured feed and return its snapshot."""
+        task_id = validate_task_id(task_id)
+        if self.feed == "official":
+            answer = self._request("GET", f"/runwayml/v1/tasks/{quote(task_id, safe='')}")
+        else:
+            answer = self._request("POST", "/runway/feed", {"task_id": task_id})
+        return interpret_task(answer, task_id, self._wall_clock())
+
+    # -- creating ---------------------------------------------------------------------------
+
+    def _create(self, path: str, fields: dict[str, Any], callback_url: str | None) -> str:
+        callback = callback_url or ""
+        if not callback.strip():
+            raise ConfigError(
+                "CometAPI requires a callback_url for create calls; pass callback_url='https://...' "
+                "(any URL you control; polling does not use it)."
+            )
+        body = {"callback_url": _check_url(callback, "callback_url")}
+        body.update({k: v for k, v in fields.items() if v is not None})
+        return interpret_create(self._request("POST", path, body), self._wall_clock())
+
+    def create_text_to_video(
+        self,
+        prompt: str,
+        *,
+        callback_url: str | None = None,
+        ratio: str | None = "16:9",
+        style: str | None = None,
+        model: str | None = None,
+        seconds: int | None = None,
+        motion_vector: Mapping[str, float] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """``POST /runway/pro/generate`` from a prompt; returns the new task id."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError("A text-to-video task needs a non-empty prompt.")
+        fields = {"prompt": prompt, "ratio": ratio, "style": style, "model": model, "options": _options(seconds, motion_vector)}
+        return self._create("/runway/pro/generate", {**fields, **dict(extra or {})}, callback_url)
+
+    def create_image_to_video(
+        self,
+        image: str,
+        prompt: str = "",
+        *,
+        callback_url: str | None = None,
+        ratio: str | None = "16:9",
+        style: str | None = None,
+        model: str | None = None,
+        seconds: int | None = None,
+        motion_vector: Mapping[str, float] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """``POST /runway/pro/generate`` with an ``image`` URL; returns the new task id."""
+        fields = {
+            "image": _check_url(image, "image"),
+            "prompt": prompt or None,
+            "ratio": ratio,
+            "style": style,
+            "model": model,
+            "options": _options(seconds, motion_vector),
+        }
+        return self._create("/runway/pro/generate", {**fields, **dict(extra or {})}, callback_url)
+
+    def create_video_to_video(
+        self,
+        video: str,
+        prompt: str,
+        *,
+        callback_url: str | None = None,
+        model: str | None = None,
+        structure_transformation: float | None = None,
+        flip: bool | None = None,
+        seconds: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """``POST /runway/pro/video2video`` (style redraw); returns the new task id."""
+        options = {"structure_transformation": structure_transformation, "flip": flip, "seconds": seconds}
+        options = {k: v for k, v in options.items() if v is not None}
+        fields = {"video": _check_url(video, "video"), "prompt": prompt, "model": model, "options": options or None}
+        return self._create("/runway/pro/video2video", {**fields, **dict(extra or {})}, callback_url)
+
+    def create_act_one(
+        self,
+        video: str,
+        image: str,
+        *,
+        callback_url: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """``POST /runway/pro/act_one``: drive ``image``'s character with ``video``'s performance."""
+        fields = {"video": _check_url(video, "video"), "image": _check_url(image, "image")}
+        return self._create("/runway/pro/act_one", {**fields, **dict(extra or {})}, callback_url)
+
+
+def _options(seconds: int | None, motion_vector: Mapping[str, float] | None) -> dict[str, Any] | None:
+    options: dict[str, Any] = {}
+    if seconds is not None:
+        if seconds not in (5, 10):
+            raise ConfigError(f"seconds must be 5 or 10, not {seconds!r}.")
+        options["seconds"] = seconds
+    if motion_vector is not None:
+        options["motion_vector"] = dict(motion_vector)
+    return options or None
+
+
+def _check_url(value: object, name: str) -> str:
+    url = safe_url(value)
+    if url is None:
+        raise ConfigError(f"{name} must be an http(s) URL.")
+    return url
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, key-free reason for a requests/urllib3 connection error."""
+    text = repr(exc).lower()
+    for needle, words in (
+        ("refused", "connection refused"),
+        ("reset", "connection reset"),
+        ("name or service not known", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("temporary failure in name resolution", "DNS failure"),
+        ("remotedisconnected", "the server closed the connection without answering"),
+        ("incompleteread", "the answer was cut short"),
+        ("timed out", "timed out"),
+    ):
+        if needle in text:
+            return words
+    return type(exc).__name__
+
