@@ -144,6 +144,15 @@ def _download_pool() -> WorkerPool:
         return _downloads
 
 
+def shutdown_downloads(timeout: float = 2.0) -> None:
+    """End the download threads (they end by themselves when idle, too)."""
+    global _downloads
+    with _lock:
+        pool, _downloads = _downloads, None
+    if pool is not None:
+        pool.shutdown(timeout)
+
+
 def _saver(destination: str | os.PathLike[str]) -> Callable[[Watch, TaskSnapshot], None]:
     """A watch finisher that saves the video, asking once for a fresh URL if it expired."""
 

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real simulator on a loopback port, and a guard against leaked threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator
+
+import pytest
+
+import runway_widgets
+from runway_widgets import api
+from runway_widgets.scheduler import shutdown_scheduler
+from runway_widgets.simulator import Simulator, Timeline
+
+FAKE_KEY = "test-key-not-secret"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A simulator on 127.0.0.1 (port 0) with fast timelines; any key is accepted."""
+    server = Simulator(default_timeline=Timeline.fast())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(sim: Simulator) -> Iterator[runway_widgets.Client]:
+    c = runway_widgets.Client(FAKE_KEY, sim.base_url, read_timeout=5.0, deadline=10.0)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _ours(thread: threading.Thread) -> bool:
+    return thread.name.startswith("runway-widgets") or thread.name.startswith("runway_widgets")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread of ours (or any new non-daemon thread) running."""
+    before = set(threading.enumerate())
+    yield
+    runway_widgets.stop_all("test teardown")
+    shutdown_scheduler()
+    api.shutdown_downloads()
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and (_ours(t) or not t.daemon)]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not leaked, f"threads leaked: {[t.name for t in leaked]}"
