@@ -116,6 +116,7 @@ class Watch:
         self.finisher: Callable[[Watch, TaskSnapshot], None] | None = None  # e.g. a download
         self.finish_hooks: list[Callable[[Watch], None]] = []  # e.g. leave the scheduler
         self.last_poll_error: RunwayWidgetsError | None = None
+        self._ended_at: float | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -154,6 +155,12 @@ class Watch:
         status = snap.status if snap is not None else "not seen yet"
         pct = f" {snap.percent}%" if snap is not None and snap.percent is not None else ""
         return f"<Watch {short} {self._outcome.value}: {status}{pct}>"
+
+    def _ipython_display_(self) -> None:
+        # IPython only: quiet in the cell whose magic showed the card, else the card again.
+        from .notebook import display_watch
+
+        display_watch(self)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -288,6 +295,7 @@ class Watch:
             if self._outcome is not Outcome.WATCHING:
                 return
             self._outcome, self._error, self._note, self._retry_in = outcome, error, note, None
+            self._ended_at = self._clock()
             update = self._make_update()
         self._done.set()
         for hook in list(self.finish_hooks):
@@ -305,7 +313,7 @@ class Watch:
         self._finish(Outcome.SUCCEEDED, error, "" if error is None else f"saving failed: {error}")
 
     def _make_update(self) -> WatchUpdate:
-        now = self._clock()
+        now = self._clock() if self._ended_at is None else self._ended_at
         eta = estimate_finish(self._pacer)
         return WatchUpdate(
             task_id=self.task_id,

@@ -1,0 +1,229 @@
+"""IPython magics: ``%runway_watch``, ``%runway_stop``, ``%runway_tasks``.
+
+A thin adapter over :func:`runway_widgets.watch`: it parses arguments, reads the key on
+the main thread (environment, then Colab secrets), creates and displays the card, and
+returns the handle(s).  Bad input raises a plain :class:`~IPython.core.error.UsageError`:
+IPython prints its one sentence without a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import api
+from .config import KEY_ENV, MISSING_KEY_HELP, resolve_key
+from .errors import RunwayWidgetsError
+from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
+from .scheduler import shutdown_scheduler
+from .views.terminal import TerminalBoard
+from .views.text import summary_line
+from .watch import Watch
+
+__all__ = ["RunwayMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+_positive.__name__ = "positive seconds"  # argparse says "invalid positive seconds value: '-3'"
+
+
+@magics_class
+class RunwayMagics(Magics):
+    """Watch Runway video tasks (CometAPI) from a notebook."""
+
+    @magic_arguments()
+    @argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids returned by a create call")
+    @argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS",
+              help="stop watching a task that has not finished after this long (default 1800)")
+    @argument("--interval", type=_positive, default=None, metavar="SECONDS",
+              help="poll on a fixed interval instead of adaptively")
+    @argument("--save", metavar="PATH_OR_DIR", help="download each finished video to this file or folder")
+    @argument("--wait", action="store_true", help="block the cell until done (the card keeps moving); for Run All")
+    @argument("--foreground", action="store_true", help="same as --wait (the default in Colab and terminal IPython)")
+    @argument("--background", action="store_true", help="return at once and update the card in the background (the default in Jupyter)")
+    @argument("--base-url", metavar="URL", help="API base URL (default: $COMETAPI_BASE_URL or https://api.cometapi.com)")
+    @argument("--no-video", action="store_true", help="show a link instead of an inline video")
+    @argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
+    @argument("--demo", nargs="?", type=int, const=1, default=None, metavar="N",
+              help="start the built-in simulator, create N demo tasks (default 1) and watch them; no key needed")
+    @argument("--demo-fail", action="store_true", help="with --demo: make the last demo task fail")
+    @line_magic
+    def runway_watch(self, line: str) -> Any:
+        """Watch one or more Runway tasks: a live card, then the video inline.
+
+        Examples::
+
+            %runway_watch --demo                 # try it: a simulated task, no key needed
+            %runway_watch 3d957031-9a2a-45e2-9dc7-bc8513059c50
+            h = %runway_watch ID --save videos/  # keep the handle: h.wait(), h.result_url
+            %runway_watch ID1 ID2 ID3 --wait     # a board; the cell returns when all are done
+
+        The key comes from ``COMETAPI_KEY`` (or, in Colab, a secret of that name).
+        """
+        args = self._parse(self.runway_watch, line)
+        if args.wait and args.background or args.foreground and args.background:
+            raise UsageError("Choose one of --wait/--foreground and --background.")
+        if args.demo_fail and args.demo is None:
+            raise UsageError("--demo-fail only goes with --demo.")
+        try:
+            client, task_ids = self._client_and_ids(args)
+            watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=args.save)
+                       for t in task_ids]
+        except RunwayWidgetsError as exc:
+            raise UsageError(str(exc)) from None
+        return self._present(watches, args)
+
+    def _parse(self, func: Any, line: str) -> Any:
+        try:
+            return parse_argstring(func, line)
+        except UsageError:
+            raise
+        except SystemExit:  # argparse's own exit on a bad value
+            raise UsageError(f"Bad arguments: {line!r}; see %{func.__name__}?") from None
+
+    def _client_and_ids(self, args: Any) -> tuple[Any, list[str]]:
+        if args.demo is not None:
+            if args.task_ids:
+                raise UsageError("--demo creates its own tasks; do not pass task ids with it.")
+            if not 1 <= args.demo <= 20:
+                raise UsageError("--demo takes a number of tasks from 1 to 20.")
+            from .demo import create_demo_tasks
+
+            return create_demo_tasks(args.demo, fail=args.demo_fail)
+        if not args.task_ids:
+            raise UsageError("Give at least one TASK_ID (or try --demo for a simulated task).")
+        key = resolve_key()
+        if key is None:
+            secret = colab_secret(KEY_ENV)  # on the main thread, as Colab requires
+            key = resolve_key(secret) if secret else None
+        if key is None:
+            raise UsageError(MISSING_KEY_HELP)
+        client = api.get_client(key, args.base_url, feed="official" if args.official else "runway")
+        return client, list(dict.fromkeys(args.task_ids))
+
+    def _present(self, watches: list[Watch], args: Any) -> Any:
+        foreground = args.wait or args.foreground or (not args.background and (in_colab() or not in_kernel(self.shell)))
+        for handle in watches:
+            # Displaying the returned handle in this same cell shows nothing: the card is the display.
+            handle._shown_in = self.shell.execution_count  # type: ignore[attr-defined]
+        if not in_kernel(self.shell):
+            result = self._present_terminal(watches, foreground)
+            # Terminal IPython prints "Out[n]:" for any non-None result, even one that
+            # displays nothing; a bare `%runway_watch` line should leave only the board.
+            return None if _is_bare_statement(self.shell) else result
+        view = NotebookView([w.task_id for w in watches], show_video=not args.no_video, foreground=foreground)
+        view.show()
+        for handle in watches:
+            view.attach(handle)
+        if foreground:
+            view.drive()
+        return watches[0] if len(watches) == 1 else WatchList(watches)
+
+    def _present_terminal(self, watches: list[Watch], foreground: bool) -> Any:
+        if foreground:
+            board = TerminalBoard([w.task_id for w in watches])
+            for handle in watches:
+                handle.on_update(board)
+            try:
+                for handle in watches:
+                    _wait_quietly(handle)
+            except KeyboardInterrupt:
+                for handle in watches:
+                    handle.stop("Interrupted: stopped watching.")
+                raise
+        return watches[0] if len(watches) == 1 else WatchList(watches)
+
+    @magic_arguments()
+    @argument("task_ids", nargs="*", metavar="TASK_ID", help="ids (or their first characters) of tasks to stop watching")
+    @argument("--all", action="store_true", help="stop every watch in this kernel")
+    @line_magic
+    def runway_stop(self, line: str) -> None:
+        """Stop watching tasks (the tasks themselves go on on the server)."""
+        args = self._parse(self.runway_stop, line)
+        live = api.live_watches()
+        if args.all:
+            chosen = live
+        elif args.task_ids:
+            chosen = []
+            for wanted in args.task_ids:
+                matches = [w for w in live if w.task_id == wanted] or [w for w in live if w.task_id.startswith(wanted)]
+                if len(matches) != 1:
+                    what = "no live watch" if not matches else f"{len(matches)} live watches"
+                    raise UsageError(f"{wanted!r} matches {what}; see %runway_tasks.")
+                chosen.extend(matches)
+        else:
+            raise UsageError("Say which tasks to stop (ids, or --all).")
+        for handle in chosen:
+            handle.stop("Stopped with %runway_stop.")
+        print(f"Stopped watching {len(chosen)} task{'s' if len(chosen) != 1 else ''}.")
+
+    @line_magic
+    def runway_tasks(self, line: str = "") -> None:
+        """List the tasks watched in this kernel and how each stands or ended."""
+        from IPython.display import display
+
+        watches = api.recent_watches()
+        if not watches:
+            print("No tasks watched yet. Try  %runway_watch --demo")
+            return
+        updates = [w.update() for w in watches]
+        rows = "".join(
+            f"<tr><td><code>{html.escape(u.task_id)}</code></td><td>{html.escape(u.outcome.value)}</td>"
+            f"<td>{html.escape(summary_line(u).split(': ', 1)[-1])}</td></tr>"
+            for u in updates
+        )
+        table = f"<table><tr><th>task</th><th>watch</th><th>status</th></tr>{rows}</table>"
+        display({"text/html": table, "text/plain": "\n".join(summary_line(u) for u in updates)}, raw=True)
+
+
+def _is_bare_statement(shell: Any) -> bool:
+    """True when the running cell calls ``%runway_watch`` only as a bare statement.
+
+    IPython has transformed the cell into ``get_ipython().run_line_magic(...)`` calls and
+    stored it in ``_ih``; if every such call is an expression statement, nobody uses the
+    result.  When unsure (no history, a parse error), say False and keep the result.
+    """
+    import ast
+
+    history = shell.user_ns.get("_ih") or [""]
+    try:
+        tree = ast.parse(history[-1])
+    except SyntaxError:
+        return False
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr == "run_line_magic" and node.args and isinstance(node.args[0], ast.Constant)
+             and node.args[0].value == "runway_watch"]
+    bare = [node.value for node in ast.walk(tree) if isinstance(node, ast.Expr)]
+    return bool(calls) and all(any(call is b for b in bare) for call in calls)
+
+
+def _wait_quietly(handle: Watch) -> None:
+    try:
+        handle.wait()
+    except RunwayWidgetsError:
+        pass  # the board already shows why
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (idempotent: loading twice registers them once)."""
+    ipython.register_magics(RunwayMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Stop every watch, the poller thread and the demo simulator (``%reload_ext`` does this too)."""
+    from .demo import stop_demo
+
+    api.stop_all("The extension was unloaded.")
+    shutdown_scheduler()
+    api.shutdown_downloads()
+    stop_demo()

@@ -1,0 +1,146 @@
+"""Static HTML for a watch: the card a saved notebook shows without a kernel.
+
+Pure string building, no ipywidgets, so nbconvert, GitHub and nbviewer render it.  Every
+piece of server text goes through :func:`html.escape`; URLs are used only if
+:func:`~runway_widgets.snapshot.safe_url` accepts them (plain http(s), no quotes), and
+are escaped again inside attributes.  The live widget reuses these fragments so the
+two never disagree.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from urllib.parse import quote
+
+from ..snapshot import safe_url
+from ..watch import Outcome, WatchUpdate
+from .text import format_duration, short_id, status_phrase
+
+__all__ = ["COLORS", "color_for", "title_html", "video_html", "status_html", "card_html", "board_html", "board_header", "elapsed_words"]
+
+# One colour per ending; danger red is never reused for anything hopeful.
+COLORS = {
+    "running": "#1e88e5",
+    "succeeded": "#2e7d32",
+    "failed": "#c62828",
+    "cancelled": "#ef6c00",
+    "stopped": "#757575",
+}
+
+VIDEO_WIDTH = 480  # px: readable in a notebook column, shrinks on narrow screens
+
+
+def color_for(outcome: Outcome) -> str:
+    """The colour name (a key of :data:`COLORS`) for an outcome."""
+    if outcome is Outcome.WATCHING:
+        return "running"
+    if outcome is Outcome.SUCCEEDED:
+        return "succeeded"
+    if outcome is Outcome.CANCELLED:
+        return "cancelled"
+    if outcome is Outcome.STOPPED:
+        return "stopped"
+    return "failed"
+
+
+def elapsed_words(seconds: float) -> str:
+    """Elapsed time, coarse on purpose: it changes every 10 s at most, so a card sends
+    a message when something visible changed, not on every poll."""
+    if seconds < 60:
+        return f"{int(seconds // 10) * 10}s" if seconds >= 10 else "<10s"
+    return format_duration(seconds - seconds % 60 if seconds >= 3600 else seconds - seconds % 10)
+
+
+def _local_src(path: str) -> str:
+    """A relative URL for a saved file, so a saved notebook beside it can play it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        rel = path
+    return quote(rel.replace(os.sep, "/"))
+
+
+def video_html(update: WatchUpdate, show_video: bool = True, width: int = VIDEO_WIDTH) -> str:
+    """The result area: a ``<video controls>`` (never autoplay) and a link, or ''."""
+    snap = update.snapshot
+    if update.outcome is not Outcome.SUCCEEDED or snap is None:
+        return ""
+    url = safe_url(snap.result_url) if snap.result_url else None
+    if url is None:
+        reason = "the server sent a result URL that is not plain http(s), so it is not shown" if snap.rejected_url else "the server gave no video URL"
+        return f'<div class="rw-result rw-no-url">Finished, but {html.escape(reason)}.</div>'
+    href = html.escape(url, quote=True)
+    # A saved copy outlives the signed URL (which expires within a day or two).
+    src = html.escape(_local_src(update.saved_path), quote=True) if update.saved_path else href
+    parts = ['<div class="rw-result">']
+    if show_video:
+        parts.append(
+            f'<video class="rw-video" src="{src}" controls preload="metadata" playsinline '
+            f'width="{width}" style="max-width:100%;height:auto;display:block;margin:4px 0"></video>'
+        )
+    parts.append(f'<a class="rw-link" href="{href}" target="_blank" rel="noopener noreferrer">Open video</a>')
+    if update.saved_path:
+        local = html.escape(_local_src(update.saved_path), quote=True)
+        parts.append(f' · <a class="rw-saved" href="{local}" download>saved to {html.escape(update.saved_path)}</a>')
+    parts.append(" <small>(links from the service expire within a day or two)</small></div>")
+    return "".join(parts)
+
+
+def status_html(update: WatchUpdate) -> str:
+    """The status line: status, percent, elapsed, ETA, retry note (all escaped)."""
+    snap = update.snapshot
+    color = COLORS[color_for(update.outcome)]
+    bits = [f'<b style="color:{color}">{html.escape(status_phrase(update))}</b>']
+    if update.outcome is Outcome.WATCHING:
+        if snap is not None and snap.percent is not None:
+            bits.append(f"{snap.percent}%")
+        bits.append(elapsed_words(update.elapsed))
+        if update.eta is not None:
+            bits.append(f"ETA ~{elapsed_words(update.eta)}")
+        if update.note and update.note != status_phrase(update):
+            bits.append(f'<span class="rw-note">{html.escape(update.note)}</span>')
+    elif update.note and update.outcome is Outcome.SUCCEEDED:
+        bits.append(f'<span class="rw-note">{html.escape(update.note)}</span>')
+    return '<span class="rw-status">' + " · ".join(bits) + "</span>"
+
+
+def title_html(update: WatchUpdate) -> str:
+    snap = update.snapshot
+    action = f" · {html.escape(snap.action)}" if snap is not None and snap.action else ""
+    return (f'<span class="rw-title">Runway task <code title="{html.escape(update.task_id, quote=True)}">'
+            f"{html.escape(short_id(update.task_id))}</code>{action}</span>")
+
+
+def _bar(update: WatchUpdate) -> str:
+    snap = update.snapshot
+    fraction = snap.progress if snap is not None and snap.progress is not None else 0.0
+    color = COLORS[color_for(update.outcome)]
+    return (
+        '<div class="rw-bar" style="background:#e0e0e0;border-radius:3px;height:10px;margin:4px 0;max-width:480px">'
+        f'<div style="width:{fraction * 100:.0f}%;background:{color};height:100%;border-radius:3px"></div></div>'
+    )
+
+
+def card_html(update: WatchUpdate, show_video: bool = True) -> str:
+    """The whole static card for one task."""
+    return (
+        f'<div class="rw-card rw-{color_for(update.outcome)}" style="font-family:sans-serif;font-size:13px;'
+        f'border-left:4px solid {COLORS[color_for(update.outcome)]};padding:4px 8px;margin:4px 0">'
+        f"{title_html(update)}{_bar(update)}{status_html(update)}{video_html(update, show_video)}</div>"
+    )
+
+
+def board_html(updates: list[WatchUpdate], show_video: bool = True) -> str:
+    """A static board: a header line (3/5 done, 1 failed) and a card per task."""
+    return f'<div class="rw-board"><div class="rw-header"><b>{html.escape(board_header(updates))}</b></div>' + "".join(
+        card_html(u, show_video) for u in updates
+    ) + "</div>"
+
+
+def board_header(updates: list[WatchUpdate]) -> str:
+    """``3/5 done, 1 failed`` for a board of watches."""
+    done = sum(1 for u in updates if u.done)
+    bad = sum(1 for u in updates if u.done and u.outcome is not Outcome.SUCCEEDED)
+    text = f"{done}/{len(updates)} done"
+    return text + (f", {bad} failed" if bad else "")

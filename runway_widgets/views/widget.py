@@ -1,0 +1,122 @@
+"""The live notebook card (ipywidgets), and a board of cards for several tasks.
+
+Created on the main thread; afterwards :meth:`TaskCard.render` only assigns traits, which
+is safe from a background thread (ipywidgets sends a comm message per changed widget;
+``hold_sync`` folds several trait changes of one widget into one message, and an
+unchanged value sends nothing).  Works with ipywidgets 7.6+ and 8.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..watch import Outcome, Watch, WatchUpdate
+from .card import COLORS, board_header, color_for, status_html, title_html, video_html
+
+__all__ = ["TaskCard", "TaskBoard", "require_ipywidgets"]
+
+_BAR_STYLES = {"running": "info", "succeeded": "success", "failed": "danger", "cancelled": "warning", "stopped": ""}
+
+
+def require_ipywidgets() -> Any:
+    """Import ipywidgets or raise one clear sentence about installing it."""
+    try:
+        import ipywidgets
+    except ImportError:
+        raise ConfigError("ipywidgets is not installed: run  %pip install 'ipywidgets>=7.6'  and restart the kernel.") from None
+    major_minor = tuple(int(p) for p in ipywidgets.__version__.split(".")[:2] if p.isdigit())
+    if major_minor < (7, 6):
+        raise ConfigError(
+            f"ipywidgets {ipywidgets.__version__} is too old: run  %pip install 'ipywidgets>=7.6'  and restart the kernel."
+        )
+    return ipywidgets
+
+
+class TaskCard:
+    """A live card: title, progress bar, status line, Stop button, and the video when done."""
+
+    def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None) -> None:
+        widgets = require_ipywidgets()
+        self.task_id = task_id
+        self.show_video = show_video
+        self._video_source = video_source or (lambda u: video_html(u, show_video))
+        self.title = widgets.HTML(value=self._title_html(None))
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
+                                         layout=widgets.Layout(width="260px", margin="2px 8px 2px 0"))
+        self.status = widgets.HTML(value=status_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)))
+        self.stop_button = widgets.Button(description="Stop watching", icon="stop", tooltip="Stop polling this task (the task itself goes on)",
+                                          layout=widgets.Layout(width="auto"))
+        self.result = widgets.HTML(value="")
+        row = widgets.HBox([self.bar, self.status, self.stop_button], layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        self.root = widgets.VBox([self.title, row, self.result],
+                                 layout=widgets.Layout(border_left="4px solid #1e88e5", padding="2px 8px", margin="2px 0"))
+        self.root.add_class("runway-card")
+        self.bar.add_class("runway-bar")
+        self.status.add_class("runway-status")
+        self.stop_button.add_class("runway-stop")
+        self.result.add_class("runway-result")
+        self._watch: Watch | None = None
+        self.stop_button.on_click(self._on_stop)
+        self.last: WatchUpdate | None = None
+
+    def attach(self, watch: Watch) -> None:
+        """Let the Stop button stop ``watch``."""
+        self._watch = watch
+
+    def _on_stop(self, _button: Any) -> None:
+        if self._watch is not None:
+            self._watch.stop("Stopped from the card.")
+
+    def _title_html(self, update: WatchUpdate | None) -> str:
+        return title_html(update or WatchUpdate(self.task_id, Outcome.WATCHING, None, 0.0, 0))
+
+    def render(self, update: WatchUpdate) -> None:
+        """Show ``update``; safe to call from any thread (it only assigns traits)."""
+        self.last = update
+        color = color_for(update.outcome)
+        snap = update.snapshot
+        with self.bar.hold_sync():
+            if snap is not None and snap.progress is not None:
+                self.bar.value = snap.progress
+            self.bar.bar_style = _BAR_STYLES[color]
+        self.title.value = self._title_html(update)
+        self.status.value = status_html(update)
+        if update.done:
+            self.stop_button.layout.display = "none"
+            self.result.value = self._video_source(update)
+            self.root.layout.border_left = f"4px solid {COLORS[color]}"
+
+    __call__ = render
+
+
+class TaskBoard:
+    """Several cards under a header line (``3/5 done, 1 failed``) with a Stop-all button."""
+
+    def __init__(self, task_ids: list[str], show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None) -> None:
+        widgets = require_ipywidgets()
+        self.cards = {t: TaskCard(t, show_video, video_source) for t in task_ids}
+        self.header = widgets.HTML(value=f"<b>0/{len(task_ids)} done</b>")
+        self.stop_all = widgets.Button(description="Stop all", icon="stop", layout=widgets.Layout(width="auto"))
+        self.stop_all.add_class("runway-stop-all")
+        self.header.add_class("runway-board-header")
+        self.stop_all.on_click(lambda _b: [card._on_stop(None) for card in self.cards.values()])
+        top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
+        self.root = widgets.VBox([top] + [card.root for card in self.cards.values()])
+        self.root.add_class("runway-board")
+        self._lock = threading.Lock()
+
+    def render(self, update: WatchUpdate) -> None:
+        """Show ``update`` on its row and refresh the header; safe from any thread."""
+        card = self.cards.get(update.task_id)
+        if card is None:
+            return
+        card.render(update)
+        with self._lock:  # several workers may finish rows at once
+            updates = [c.last or WatchUpdate(c.task_id, Outcome.WATCHING, None, 0.0, 0) for c in self.cards.values()]
+            self.header.value = f"<b>{board_header(updates)}</b>"
+            if all(u.done for u in updates):
+                self.stop_all.layout.display = "none"
+
+    __call__ = render

@@ -1,0 +1,152 @@
+"""Views without a kernel: render updates into the card/board and the static HTML."""
+
+from __future__ import annotations
+
+import html
+import io
+
+import pytest
+
+from runway_widgets.snapshot import parse_task
+from runway_widgets.views.card import board_html, card_html, elapsed_words, status_html, video_html
+from runway_widgets.views.terminal import TerminalBoard
+from runway_widgets.views.widget import TaskBoard, TaskCard
+from runway_widgets.watch import Outcome, WatchUpdate
+
+TID = "3d957031-9a2a-45e2-9dc7-bc8513059c50"
+URL = "https://cdn.example.com/v/1.mp4?sig=a&exp=2"
+HOSTILE = '<img src=x onerror="window.__pwned=1"> bad & "quoted"'
+
+
+def upd(status: str, progress: str = "0%", outcome: Outcome = Outcome.WATCHING, **task: object) -> WatchUpdate:
+    snap = parse_task({"task_id": TID, "status": status, "progress": progress, **task})
+    return WatchUpdate(TID, outcome, snap, elapsed=42.0, polls=3, **{k: v for k, v in task.items() if k in ()})
+
+
+def test_running_card_bar_and_status() -> None:
+    card = TaskCard(TID)
+    card.render(WatchUpdate(TID, Outcome.WATCHING, parse_task({"task_id": TID, "status": "IN_PROGRESS", "progress": "45%", "action": "IMAGE_TO_VIDEO"}),
+                            elapsed=42.0, polls=3, eta=30.0, note=""))
+    assert card.bar.value == pytest.approx(0.45)
+    assert card.bar.bar_style == "info"
+    assert "IN_PROGRESS" in card.status.value and "45%" in card.status.value and "40s" in card.status.value
+    assert "ETA" in card.status.value
+    assert "IMAGE_TO_VIDEO" in card.title.value and "3d957031" in card.title.value
+    assert card.result.value == "" and card.stop_button.layout.display != "none"
+
+
+def test_retrying_note_is_shown_escaped() -> None:
+    card = TaskCard(TID)
+    card.render(WatchUpdate(TID, Outcome.WATCHING, None, 3.0, 2, note="retrying in 4 s: <b>HTTP 503</b>", retry_in=4.0))
+    assert "retrying in 4 s" in card.status.value
+    assert "<b>HTTP 503</b>" not in card.status.value and "&lt;b&gt;HTTP 503&lt;/b&gt;" in card.status.value
+
+
+def test_success_card_green_with_video_and_link() -> None:
+    card = TaskCard(TID)
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "progress": "100%", "result_url": URL})
+    card.render(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 60.0, 9))
+    assert card.bar.value == 1.0 and card.bar.bar_style == "success"
+    assert "SUCCESS" in card.status.value
+    assert f'src="{html.escape(URL, quote=True)}"' in card.result.value
+    assert "<video" in card.result.value and " controls" in card.result.value
+    assert "autoplay" not in card.result.value
+    assert 'href="' in card.result.value and 'rel="noopener noreferrer"' in card.result.value
+    assert card.stop_button.layout.display == "none"
+
+
+def test_no_video_option_keeps_the_link() -> None:
+    card = TaskCard(TID, show_video=False)
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": URL})
+    card.render(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1))
+    assert "<video" not in card.result.value and "Open video" in card.result.value
+
+
+def test_failure_is_red_and_escaped_with_code() -> None:
+    card = TaskCard(TID)
+    snap = parse_task({"task_id": TID, "status": "FAILURE", "progress": "100%", "fail_reason": HOSTILE,
+                       "data": {"failureCode": "SAFETY.INPUT"}})
+    card.render(WatchUpdate(TID, Outcome.FAILED, snap, 10.0, 4))
+    assert card.bar.bar_style == "danger"
+    assert "<img" not in card.status.value
+    assert html.escape(HOSTILE) in card.status.value
+    assert "SAFETY.INPUT" in card.status.value
+    assert card.result.value == ""
+
+
+def test_cancelled_has_its_own_colour() -> None:
+    card = TaskCard(TID)
+    card.render(WatchUpdate(TID, Outcome.CANCELLED, parse_task({"id": TID, "status": "CANCELLED"}), 5.0, 2))
+    assert card.bar.bar_style == "warning"
+
+
+def test_hostile_action_and_url_are_not_rendered_raw() -> None:
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "action": HOSTILE, "result_url": "javascript:alert(1)"})
+    update = WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1)
+    page = card_html(update)
+    assert "<img" not in page and "javascript:" not in page
+    assert "not plain http(s)" in page
+    card = TaskCard(TID)
+    card.render(update)
+    assert "<img" not in card.title.value and "javascript:" not in card.result.value
+
+
+def test_attribute_breaking_url_is_refused() -> None:
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": 'https://x.example/a.mp4" onload="alert(1)'})
+    assert "onload" not in video_html(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1))
+
+
+def test_board_header_counts() -> None:
+    ids = [f"task-{i}" for i in range(5)]
+    board = TaskBoard(ids)
+    ok = parse_task({"task_id": "x", "status": "SUCCESS", "result_url": URL})
+    bad = parse_task({"task_id": "x", "status": "FAILURE", "fail_reason": "nope"})
+    for i in range(3):
+        board.render(WatchUpdate(ids[i], Outcome.SUCCEEDED, ok, 1.0, 1))
+    board.render(WatchUpdate(ids[3], Outcome.FAILED, bad, 1.0, 1))
+    assert "4/5 done, 1 failed" in board.header.value
+    assert board.cards[ids[3]].bar.bar_style == "danger"
+    assert board.stop_all.layout.display != "none"
+    board.render(WatchUpdate(ids[4], Outcome.SUCCEEDED, ok, 1.0, 1))
+    assert "5/5 done, 1 failed" in board.header.value and board.stop_all.layout.display == "none"
+    static = board_html([c.last for c in board.cards.values() if c.last])
+    assert "5/5 done, 1 failed" in static and static.count("rw-card") == 5
+
+
+def test_static_card_shows_final_state_not_zero() -> None:
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "progress": "100%", "result_url": URL})
+    page = card_html(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 61.0, 9))
+    assert "width:100%" in page and "SUCCESS" in page and "<video" in page
+
+
+def test_saved_file_is_preferred_for_the_video() -> None:
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": URL})
+    page = video_html(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1, saved_path="videos/a b.mp4"))
+    assert 'src="videos/a%20b.mp4"' in page and URL.split("?")[0] in page
+
+
+def test_elapsed_words_are_coarse() -> None:
+    assert [elapsed_words(s) for s in (0, 9, 10, 19, 59, 61, 125, 3725)] == ["<10s", "<10s", "10s", "10s", "50s", "1m00s", "2m00s", "1h02m"]
+    assert status_html(WatchUpdate(TID, Outcome.WATCHING, None, 11.0, 1)) == status_html(WatchUpdate(TID, Outcome.WATCHING, None, 19.0, 1))
+
+
+def test_terminal_board_non_tty_prints_changes_only_and_strips_escapes() -> None:
+    out = io.StringIO()
+    board = TerminalBoard([TID], out, live=False)
+    running = parse_task({"task_id": TID, "status": "IN_PROGRESS", "progress": "10%"})
+    board.render(WatchUpdate(TID, Outcome.WATCHING, running, 1.0, 1))
+    board.render(WatchUpdate(TID, Outcome.WATCHING, running, 2.0, 2))  # only the clock moved
+    failed = parse_task({"task_id": TID, "status": "FAILURE", "fail_reason": "bad\x1b[2J\x1b[31mred\nline"})
+    board.render(WatchUpdate(TID, Outcome.FAILED, failed, 3.0, 3))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "\x1b" not in out.getvalue() and "bad" in lines[1] and "red line" in lines[1]
+
+
+def test_terminal_board_tty_redraws_in_place() -> None:
+    out = io.StringIO()
+    board = TerminalBoard(["a", "b"], out, live=True)
+    snap = parse_task({"task_id": "a", "status": "QUEUED"})
+    board.render(WatchUpdate("a", Outcome.WATCHING, snap, 1.0, 1))
+    board.render(WatchUpdate("b", Outcome.WATCHING, snap, 1.0, 1))
+    assert "\x1b[2F" in out.getvalue()  # moved back up over its two rows
