@@ -24,6 +24,7 @@ from .api import (
     live_watches,
     recent_watches,
     stop_all,
+    wait_all,
     watch,
 )
 from .budget import RequestBudget
@@ -60,6 +61,7 @@ __all__ = [
     "live_watches",
     "recent_watches",
     "stop_all",
+    "wait_all",
     "create_text_to_video",
     "create_image_to_video",
     "create_video_to_video",

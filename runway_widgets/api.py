@@ -28,6 +28,7 @@ __all__ = [
     "live_watches",
     "recent_watches",
     "stop_all",
+    "wait_all",
     "create_text_to_video",
     "create_image_to_video",
     "create_video_to_video",
@@ -102,6 +103,10 @@ def watch(
         raise ConfigError("timeout must be a positive number of seconds.")
     if interval is not None and not interval > 0:
         raise ConfigError("interval must be a positive number of seconds.")
+    if give_up_after is None or not give_up_after >= 0:
+        raise ConfigError("give_up_after must be a number of seconds, 0 or more.")
+    if not_found_grace is None or not not_found_grace >= 0:
+        raise ConfigError("not_found_grace must be a number of seconds, 0 or more.")
     client = client or get_client(api_key, base_url)
     config = pacing or PacingConfig()
     if interval is not None:
@@ -196,6 +201,18 @@ def recent_watches() -> list[Watch]:
     """Every watch started in this process (the last 500), oldest first."""
     with _lock:
         return list(_recent.values())
+
+
+def wait_all(timeout: float | None = None) -> list[Watch]:
+    """Wait until every live watch has ended (at most ``timeout`` seconds each); never raises
+    for a watch that failed.  End a notebook with it so a headless run records final states."""
+    watches = live_watches()
+    for handle in watches:
+        try:
+            handle.wait(timeout)
+        except (RunwayWidgetsError, TimeoutError):
+            pass  # the card and the handle say why
+    return watches
 
 
 def stop_all(reason: str = "Stopped watching.") -> int:

@@ -77,7 +77,14 @@ class RunwayMagics(Magics):
             raise UsageError("--demo-fail only goes with --demo.")
         try:
             client, task_ids = self._client_and_ids(args)
-            watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=args.save)
+            save = args.save
+            if save is None and args.demo is not None:
+                # The demo's video lives on the kernel's loopback, which a remote browser
+                # (Binder, Colab) cannot reach: save it, and the card embeds the small file.
+                import tempfile
+
+                save = tempfile.mkdtemp(prefix="runway-demo-")
+            watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=save)
                        for t in task_ids]
         except RunwayWidgetsError as exc:
             raise UsageError(str(exc)) from None

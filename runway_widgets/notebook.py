@@ -87,9 +87,9 @@ class NotebookView:
     """One card (one task) or one board (several) in one output area."""
 
     def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False) -> None:
-        source = lambda u: _embed_or_local(u, show_video)  # noqa: E731
         self.widget: TaskCard | TaskBoard = (
-            TaskCard(task_ids[0], show_video, source) if len(task_ids) == 1 else TaskBoard(task_ids, show_video, source)
+            TaskCard(task_ids[0], show_video, self._result_html) if len(task_ids) == 1
+            else TaskBoard(task_ids, show_video, self._result_html)
         )
         self.task_ids = task_ids
         self.show_video = show_video
@@ -103,12 +103,16 @@ class NotebookView:
         self._context = contextvars.copy_context() if _needs_context_copy() else None
         self.watches: list[Watch] = []
 
+    def _result_html(self, update: WatchUpdate) -> str:
+        return _embed_or_local(update, self.show_video)
+
     # -- main thread ----------------------------------------------------------------------------
 
     def bundle(self) -> dict[str, Any]:
         """The live widget plus its static card and summary, as a raw mimebundle."""
         updates = [self._updates[t] for t in self.task_ids]
-        static = card_html(updates[0], self.show_video) if len(updates) == 1 else board_html(updates, self.show_video)
+        result = self._result_html
+        static = card_html(updates[0], result=result) if len(updates) == 1 else board_html(updates, result=result)
         return {
             "application/vnd.jupyter.widget-view+json": {
                 "version_major": 2, "version_minor": 0, "model_id": self.widget.root.model_id,

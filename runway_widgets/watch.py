@@ -141,7 +141,7 @@ class Watch:
         return snap.result_url if snap is not None else None
 
     def done(self) -> bool:
-        """True once the watch has ended."""
+        """True once the watch has ended and its subscribers have seen the final update."""
         return self._done.is_set()
 
     def update(self) -> WatchUpdate:
@@ -170,9 +170,10 @@ class Watch:
         If the watch has already ended, the callback is called once, right away.
         """
         with self._lock:
-            self._subscribers.append(callback)
             ended = self._outcome is not Outcome.WATCHING
             update = self._make_update() if ended else None
+            if not ended:
+                self._subscribers.append(callback)
         if update is not None:
             self._deliver(callback, update)
         return callback
@@ -282,7 +283,10 @@ class Watch:
         verb = "was cancelled" if outcome is Outcome.CANCELLED else "failed"
         reason = f": {snapshot.fail_reason}" if snapshot.fail_reason else ""
         code = f" [{snapshot.fail_code}]" if snapshot.fail_code else ""
-        return outcome, TaskFailedError(f"Task {self.task_id} {verb}{reason}{code}", snapshot), ""
+        message = f"Task {self.task_id} {verb}{reason}{code}"
+        if not message.endswith((".", "!", "?")):
+            message += "."  # one whole sentence, like every other error message
+        return outcome, TaskFailedError(message, snapshot), ""
 
     def _expire(self) -> None:
         snap = self._snapshot
@@ -297,13 +301,15 @@ class Watch:
             self._outcome, self._error, self._note, self._retry_in = outcome, error, note, None
             self._ended_at = self._clock()
             update = self._make_update()
-        self._done.set()
         for hook in list(self.finish_hooks):
             try:
                 hook(self)
             except Exception:
                 log.exception("runway_widgets: a finish hook of task %s failed", self.task_id)
+        # Subscribers see the final update *before* wait() returns: a notebook that ends
+        # with wait() must not close while the card's last message is still unsent.
         self._publish(update)
+        self._done.set()
 
     def _complete_success(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None) -> None:
         """Called by a finisher (the download) when the success is fully handled."""

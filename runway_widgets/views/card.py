@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+from typing import Callable
 from urllib.parse import quote
 
 from ..snapshot import safe_url
@@ -122,19 +123,20 @@ def _bar(update: WatchUpdate) -> str:
     )
 
 
-def card_html(update: WatchUpdate, show_video: bool = True) -> str:
-    """The whole static card for one task."""
+def card_html(update: WatchUpdate, show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None) -> str:
+    """The whole static card for one task; ``result`` renders the result area (default :func:`video_html`)."""
+    result_area = result(update) if result is not None else video_html(update, show_video)
     return (
         f'<div class="rw-card rw-{color_for(update.outcome)}" style="font-family:sans-serif;font-size:13px;'
         f'border-left:4px solid {COLORS[color_for(update.outcome)]};padding:4px 8px;margin:4px 0">'
-        f"{title_html(update)}{_bar(update)}{status_html(update)}{video_html(update, show_video)}</div>"
+        f"{title_html(update)}{_bar(update)}{status_html(update)}{result_area}</div>"
     )
 
 
-def board_html(updates: list[WatchUpdate], show_video: bool = True) -> str:
+def board_html(updates: list[WatchUpdate], show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None) -> str:
     """A static board: a header line (3/5 done, 1 failed) and a card per task."""
     return f'<div class="rw-board"><div class="rw-header"><b>{html.escape(board_header(updates))}</b></div>' + "".join(
-        card_html(u, show_video) for u in updates
+        card_html(u, show_video, result) for u in updates
     ) + "</div>"
 
 
