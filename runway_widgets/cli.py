@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
                         help="give up on a task that has not finished after this long (default: 1800)")
     parser.add_argument("--interval", type=float, metavar="SECONDS", help="poll on a fixed interval instead of adaptively")
+    parser.add_argument("--give-up-after", type=float, default=120.0, metavar="SECONDS",
+                        help="give up after this long with nothing but transport/server errors (default: 120)")
+    parser.add_argument("--not-found-grace", type=float, default=30.0, metavar="SECONDS",
+                        help="how long a fresh task id may read task_not_exist before it counts as not found (default: 30)")
     parser.add_argument("--save", metavar="PATH", help="download each finished video to PATH (a file, or a folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON line per task with its final state")
     parser.add_argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
@@ -102,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             board = TerminalBoard(task_ids, progress_stream) if show else None
             watches = [
                 watch(t, client=client, timeout=args.timeout, interval=args.interval, save=args.save,
-                      on_update=board)
+                      give_up_after=args.give_up_after, not_found_grace=args.not_found_grace, on_update=board)
                 for t in task_ids
             ]
             try:
@@ -115,6 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stop_all("Interrupted.")
                 progress_stream.write("\nInterrupted; stopped watching (the tasks go on on the server).\n")
                 return 130
+            for handle in watches:
+                # The board shows how each watch ended on stdout; a failure also gets its
+                # one sentence on stderr, where scripts and humans look for errors.
+                if handle.error is not None:
+                    sys.stderr.write(f"runway-watch: {plain(str(handle.error))}\n")
             if args.json:
                 for handle in watches:
                     update = handle.update()

@@ -8,12 +8,14 @@ The key travels only in the Authorization header of API calls, never on a redire
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 
 from .config import (
     MISSING_KEY_HELP,
@@ -89,7 +91,7 @@ class Client:
         if feed not in ("runway", "official"):
             raise ConfigError(f"feed must be 'runway' or 'official', not {feed!r}.")
         self._key = key
-        self._key_bytes = key.reveal().encode("utf-8")
+        self._key_forms = _key_forms(key.reveal())
         self.feed = feed
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.deadline = float(deadline)
@@ -126,7 +128,11 @@ class Client:
     def _scrub(self, data: bytes) -> bytes:
         # A hostile or buggy server may echo the Authorization header back: the key must
         # not survive into any error message, snapshot or log line built from the answer.
-        return data.replace(self._key_bytes, _REDACTED) if self._key_bytes in data else data
+        # JSON may carry it escaped ('\\"', Go's '\\u003c', ...), which decoding would undo.
+        for form in self._key_forms:
+            if form in data:
+                data = data.replace(form, _REDACTED)
+        return data
 
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Answer:
         """One attempt.  Returns the capped, scrubbed answer or raises TransportError/ProtocolError."""
@@ -170,16 +176,27 @@ class Client:
         if declared.isdigit() and int(declared) > cap:
             raise ProtocolError(f"{host} sent an answer of {int(declared):,} bytes; the limit is {cap:,}.", response.status_code)
         body = bytearray()
+        # read1 returns whatever has arrived instead of blocking until 64 KB are in: a
+        # server dripping a byte at a time then still meets the overall deadline.
+        # (iter_content is the fallback for urllib3 < 2.1, which has no read1.)
+        read1 = getattr(response.raw, "read1", None)
+        chunks = (
+            iter(lambda: read1(65536, decode_content=True) or b"", b"") if read1 is not None
+            else response.iter_content(chunk_size=65536)
+        )
         try:
-            for chunk in response.iter_content(chunk_size=65536):
+            for chunk in chunks:
                 body += chunk
                 if len(body) > cap:
                     raise ProtocolError(f"{host} sent an answer larger than {cap:,} bytes.", response.status_code)
                 if time.monotonic() - started > self.deadline:
                     raise TransportError(f"{host} took longer than {self.deadline:g} s to answer.")
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
             raise TransportError(f"{host} stopped sending mid-answer for {self.timeout[1]:g} s.") from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
+        except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
+            raise ProtocolError(f"{host} sent an answer that could not be decompressed.", response.status_code) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransportError(f"The connection to {host} broke mid-answer ({_reason(exc)}).") from None
         return bytes(body)
 
@@ -278,6 +295,19 @@ class Client:
         """``POST /runway/pro/act_one``: drive ``image``'s character with ``video``'s performance."""
         fields = {"video": _check_url(video, "video"), "image": _check_url(image, "image")}
         return self._create("/runway/pro/act_one", {**fields, **dict(extra or {})}, callback_url)
+
+
+def _key_forms(key: str) -> list[bytes]:
+    """The key as bytes, raw and as JSON encoders may escape it, longest first."""
+    ascii_json = json.dumps(key)[1:-1]
+    forms = {
+        key,
+        json.dumps(key, ensure_ascii=False)[1:-1],
+        ascii_json,
+        ascii_json.replace("/", "\\/"),  # PHP-style escaped slashes
+        ascii_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),  # Go
+    }
+    return sorted((form.encode("utf-8") for form in forms if form), key=len, reverse=True)
 
 
 def _options(seconds: int | None, motion_vector: Mapping[str, float] | None) -> dict[str, Any] | None:

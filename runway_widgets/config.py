@@ -68,14 +68,19 @@ class Secret:
 def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
     """The API key from the argument, else ``COMETAPI_KEY``; None when neither is set."""
     if isinstance(explicit, Secret):
-        return explicit if explicit else None
-    value = explicit if explicit is not None else os.environ.get(KEY_ENV, "")
-    value = value.strip()
+        value = explicit.reveal().strip()
+    else:
+        value = explicit if explicit is not None else os.environ.get(KEY_ENV, "")
+        value = value.strip()
     if not value:
         return None
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ConfigError("The API key contains spaces or control characters; check how it was copied.")
-    return Secret(value)
+    if not value.isascii():
+        # API keys are ASCII.  A pasted smart quote or similar would otherwise fail deep
+        # inside http.client with a UnicodeEncodeError whose repr holds the whole header.
+        raise ConfigError("The API key contains non-ASCII characters; check how it was copied.")
+    return explicit if isinstance(explicit, Secret) and explicit.reveal() == value else Secret(value)
 
 
 def resolve_base_url(explicit: str | None = None) -> str:
