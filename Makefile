@@ -19,8 +19,20 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	touch $@
 
-## demo: watch a simulated task from queued to a saved MP4 in the terminal (no key needed)
-demo: $(VENV)/.installed
+$(VENV)/.installed-lab: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[lab]'
+	touch $@
+
+## demo: a simulated task from queued to a saved MP4 in the terminal, then the quickstart
+##       notebook in JupyterLab (no key needed; Ctrl-C stops the server)
+demo: $(VENV)/.installed-lab demo-terminal
+	@echo
+	@echo "Opening notebooks/01_quickstart.ipynb in JupyterLab: open the http://127.0.0.1:8888/lab/... URL printed below."
+	$(BIN)/jupyter lab notebooks/01_quickstart.ipynb --no-browser --ServerApp.ip=127.0.0.1 \
+	  $$( [ "$$(id -u)" = 0 ] && echo --ServerApp.allow_root=True )
+
+## demo-terminal: only the terminal part of the demo
+demo-terminal: $(VENV)/.installed
 	$(BIN)/runway-watch --demo --save runway_videos/
 
 ## test: every test, including real JupyterLab/Notebook 7 in Debian's Chromium
