@@ -150,3 +150,14 @@ def test_terminal_board_tty_redraws_in_place() -> None:
     board.render(WatchUpdate("a", Outcome.WATCHING, snap, 1.0, 1))
     board.render(WatchUpdate("b", Outcome.WATCHING, snap, 1.0, 1))
     assert "\x1b[2F" in out.getvalue()  # moved back up over its two rows
+
+
+def test_foreground_card_offers_interrupt_hint_not_a_dead_button() -> None:
+    card = TaskCard(TID, foreground=True)
+    assert card.stop_button.layout.display == "none" and card.hint.layout.display != "none"
+    assert "interrupt the kernel" in card.hint.value
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": URL})
+    card.render(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1))
+    assert card.hint.layout.display == "none"
+    board = TaskBoard(["a", "b"], foreground=True)
+    assert board.stop_all.layout.display == "none"

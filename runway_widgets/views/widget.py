@@ -37,7 +37,8 @@ def require_ipywidgets() -> Any:
 class TaskCard:
     """A live card: title, progress bar, status line, Stop button, and the video when done."""
 
-    def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None) -> None:
+    def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
+                 foreground: bool = False) -> None:
         widgets = require_ipywidgets()
         self.task_id = task_id
         self.show_video = show_video
@@ -49,7 +50,14 @@ class TaskCard:
         self.stop_button = widgets.Button(description="Stop watching", icon="stop", tooltip="Stop polling this task (the task itself goes on)",
                                           layout=widgets.Layout(width="auto"))
         self.result = widgets.HTML(value="")
-        row = widgets.HBox([self.bar, self.status, self.stop_button], layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        # A click reaches the kernel only between cells: while a foreground cell polls, the
+        # button could not work, so it gives way to a hint that does.
+        self.hint = widgets.HTML(value='<small style="color:#757575">interrupt the kernel (&#9632;) to stop waiting</small>')
+        self.hint.layout.display = None if foreground else "none"
+        if foreground:
+            self.stop_button.layout.display = "none"
+        row = widgets.HBox([self.bar, self.status, self.stop_button, self.hint],
+                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
         self.root = widgets.VBox([self.title, row, self.result],
                                  layout=widgets.Layout(border_left="4px solid #1e88e5", padding="2px 8px", margin="2px 0"))
         self.root.add_class("runway-card")
@@ -85,6 +93,7 @@ class TaskCard:
         self.status.value = status_html(update)
         if update.done:
             self.stop_button.layout.display = "none"
+            self.hint.layout.display = "none"
             self.result.value = self._video_source(update)
             self.root.layout.border_left = f"4px solid {COLORS[color]}"
 
@@ -94,14 +103,17 @@ class TaskCard:
 class TaskBoard:
     """Several cards under a header line (``3/5 done, 1 failed``) with a Stop-all button."""
 
-    def __init__(self, task_ids: list[str], show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None) -> None:
+    def __init__(self, task_ids: list[str], show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
+                 foreground: bool = False) -> None:
         widgets = require_ipywidgets()
-        self.cards = {t: TaskCard(t, show_video, video_source) for t in task_ids}
+        self.cards = {t: TaskCard(t, show_video, video_source, foreground) for t in task_ids}
         self.header = widgets.HTML(value=f"<b>0/{len(task_ids)} done</b>")
         self.stop_all = widgets.Button(description="Stop all", icon="stop", layout=widgets.Layout(width="auto"))
         self.stop_all.add_class("runway-stop-all")
         self.header.add_class("runway-board-header")
         self.stop_all.on_click(lambda _b: [card._on_stop(None) for card in self.cards.values()])
+        if foreground:
+            self.stop_all.layout.display = "none"
         top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
         self.root = widgets.VBox([top] + [card.root for card in self.cards.values()])
         self.root.add_class("runway-board")
