@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo demo-terminal test test-fast bench chromium clean
+.PHONY: demo demo-terminal test test-fast test-kernel kernel-envs bench chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +35,29 @@ demo: $(VENV)/.installed-lab demo-terminal
 demo-terminal: $(VENV)/.installed
 	$(BIN)/runway-watch --demo --save runway_videos/
 
+# Kernel test venvs (tests/kernel_envs.py, stdlib only): Colab's versions, and ipykernel 7.0.1.
+# The script builds each with `$(PYTHON) -m venv` and writes the stamp (the requirement list);
+# it rebuilds a venv when its requirements, the checkout or pyproject.toml changed.
+.venv-colab/.installed: pyproject.toml tests/kernel_envs.py
+	$(PYTHON) tests/kernel_envs.py --python $(PYTHON) colab
+
+.venv-ipk70/.installed: pyproject.toml tests/kernel_envs.py
+	$(PYTHON) tests/kernel_envs.py --python $(PYTHON) ipk70
+
+## kernel-envs: the extra venvs the notebook-kernel tests run notebooks in
+kernel-envs: .venv-colab/.installed .venv-ipk70/.installed
+
 ## test: every test, including real JupyterLab/Notebook 7 in Debian's Chromium
-test: $(VENV)/.installed-test chromium
+test: $(VENV)/.installed-test chromium .venv-colab/.installed .venv-ipk70/.installed
 	$(BIN)/python -m pytest
 
 ## test-fast: everything but the browser and notebook-kernel tests
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not browser and not kernel and not colab"
+
+## test-kernel: only the notebooks executed in real kernels (this venv, Colab's versions, ipykernel 7.0.1)
+test-kernel: $(VENV)/.installed-test .venv-colab/.installed .venv-ipk70/.installed
+	$(BIN)/python -m pytest -m "kernel or colab" tests/test_notebooks.py tests/test_colab_env.py
 
 ## chromium: Debian's Chromium for the browser tests (Playwright's own download is not used)
 chromium:

@@ -65,7 +65,8 @@ def colab_secret(name: str) -> str | None:
 def _needs_context_copy() -> bool:
     # Private test toggle, not a user setting: RUNWAY_WIDGETS_CONTEXT_FIX=0 turns the
     # ipykernel 7.0.x workaround off, so tests/test_colab_env.py can show (negative control)
-    # that without it the poller thread dies on 7.0.1 and the card never reaches its end.
+    # that without it, on 7.0.1, the card's first trait set from the poller thread raises
+    # LookupError (ipykernel#1450), the watch detaches the card, and it never reaches its end.
     # Unset or any other value: the normal behaviour below.
     if os.environ.get("RUNWAY_WIDGETS_CONTEXT_FIX") == "0":
         return False

@@ -1,0 +1,232 @@
+"""Reading an executed notebook: cards, their static fallback, the saved widget state.
+
+Shared by tests/test_notebooks.py and tests/test_colab_env.py.  Works for the widget state
+ipywidgets 7 (controls 1.5.0) and 8 (controls 2.0.0) save: both keep ``state[model_id] =
+{"model_name", "model_module", "model_module_version", "state"}`` with children as
+``"IPY_MODEL_<id>"`` strings.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runway_widgets.demo import FAIL_REASON
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_MAGIC_WATCH = re.compile(r"%runway_watch\b(?P<args>[^\n]*)")
+_LINE = re.compile(r"^(?P<id>[A-Za-z0-9._:\-]+): (?P<status>[A-Z_]+|connecting|watching)\b(?P<rest>.*)$")
+_BAR = re.compile(r'<div class="rw-bar"[^>]*><div style="width:(\d+)%')
+
+
+def source_text(cell: Any) -> str:
+    src = cell.source
+    return src if isinstance(src, str) else "".join(src)
+
+
+def code_cells(nb: Any) -> list[tuple[int, Any]]:
+    return [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+
+def widget_state(nb: Any) -> dict[str, Any]:
+    return nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+
+
+def cell_seconds(cell: Any) -> float:
+    """Wall time of a cell, from the timestamps nbclient records (execute_input -> reply)."""
+    timing = cell.metadata.get("execution", {})
+    begin = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
+    return (end - begin).total_seconds()
+
+
+def strip_base64(text: str) -> str:
+    return re.sub(r"base64,[A-Za-z0-9+/=]{40,}", "base64,<...>", text)
+
+
+@dataclass
+class WatchCell:
+    """A cell with ``%runway_watch`` and what it should end with."""
+
+    index: int
+    source: str
+    tasks: int
+    fail_last: bool
+    cards: list[Any] = field(default_factory=list)  # display_data outputs carrying a widget view
+
+    @property
+    def expected(self) -> list[str]:
+        return ["SUCCESS"] * (self.tasks - 1) + ["FAILURE" if self.fail_last else "SUCCESS"]
+
+
+def watch_cells(nb: Any) -> list[WatchCell]:
+    found = []
+    for index, cell in code_cells(nb):
+        src = source_text(cell)
+        match = _MAGIC_WATCH.search(src)
+        if not match:
+            continue
+        args = match.group("args")
+        demo = re.search(r"--demo(?:\s+(\d+))?", args)
+        if demo:
+            tasks = int(demo.group(1) or 1)
+        else:  # explicit ids (possibly $variables): the words that are neither options nor their values
+            bare = re.sub(r"--(base-url|save|timeout|interval)\s+\S+", " ", args)
+            tasks = len([w for w in bare.split() if not w.startswith("-")])
+        cards = [o for o in cell.outputs if o.output_type == "display_data" and WIDGET_VIEW in o.get("data", {})]
+        found.append(WatchCell(index, src, tasks, "--demo-fail" in args, cards))
+    return found
+
+
+def task_lines(text_plain: str) -> list[tuple[str, str, str]]:
+    """(task id, status word, rest) for each line of a card's text/plain."""
+    out = []
+    for line in text_plain.splitlines():
+        match = _LINE.match(line)
+        assert match, f"unexpected text/plain line: {line!r}"
+        out.append((match.group("id"), match.group("status"), match.group("rest")))
+    return out
+
+
+def error_outputs(nb: Any) -> list[str]:
+    problems = []
+    for index, cell in code_cells(nb):
+        for out in cell.outputs:
+            if out.output_type == "error":
+                problems.append(f"cell {index}: {out.ename}: {out.evalue}")
+            elif out.output_type == "stream" and out.name == "stderr":
+                problems.append(f"cell {index}: stderr: {out.text[:500]}")
+    return problems
+
+
+def stray_outputs(nb: Any) -> list[str]:
+    """Outputs in cells that should not have them (a thread's display/print lands in whatever
+    cell runs at that moment): cards only in %runway_watch cells, one per magic; tables only in
+    %runway_tasks cells; stdout only in cells that print; at most one execute_result."""
+    problems = []
+    for index, cell in code_cells(nb):
+        src = source_text(cell)
+        magics = len(_MAGIC_WATCH.findall(src))
+        kinds = [o.output_type for o in cell.outputs]
+        cards = [o for o in cell.outputs if o.output_type == "display_data" and WIDGET_VIEW in o.get("data", {})]
+        others = [o for o in cell.outputs if o.output_type == "display_data" and WIDGET_VIEW not in o.get("data", {})]
+        if len(cards) != magics:
+            problems.append(f"cell {index} has {len(cards)} card(s) for {magics} %runway_watch: {src[:60]!r}")
+        if others and "%runway_tasks" not in src:
+            problems.append(f"cell {index} has {len(others)} unexpected display_data: {src[:60]!r}")
+        if kinds.count("execute_result") > 1:
+            problems.append(f"cell {index} has {kinds.count('execute_result')} execute_results")
+        if "stream" in kinds and "print(" not in src:
+            problems.append(f"cell {index} has a stream output but prints nothing: {src[:60]!r}")
+        for out in others:
+            text = out.get("data", {}).get("text/html", "")
+            if "rw-card" in text:
+                problems.append(f"cell {index} has a card outside a widget output")
+    return problems
+
+
+def _children(model: dict[str, Any]) -> list[str]:
+    return [c[len("IPY_MODEL_"):] for c in model["state"].get("children", []) if isinstance(c, str)]
+
+
+def saved_cards(state: dict[str, Any], root_id: str) -> dict[str, dict[str, Any]]:
+    """{task id: {"value", "bar_style", "status", "result"}} for the cards under a displayed root."""
+    assert root_id in state, f"the displayed widget {root_id} is not in the saved widget state"
+    cards: dict[str, dict[str, Any]] = {}
+    stack = [root_id]
+    while stack:
+        model = state[stack.pop()]
+        kids = _children(model)
+        if "runway-card" in model["state"].get("_dom_classes", []):
+            title, row, result = (state[k] for k in kids[:3])
+            match = re.search(r'title="([^"]+)"', title["state"]["value"])
+            assert match, title["state"]["value"]
+            bar, status = (state[k] for k in _children(row)[:2])
+            assert bar["model_name"] == "FloatProgressModel", bar["model_name"]
+            cards[html.unescape(match.group(1))] = {
+                "value": bar["state"].get("value"), "bar_style": bar["state"].get("bar_style"),
+                "status": status["state"].get("value", ""), "result": result["state"].get("value", ""),
+            }
+        else:
+            stack.extend(k for k in kids if k in state)
+    return cards
+
+
+def check_final_card(nb: Any, wc: WatchCell) -> list[str]:
+    """Everything a finished card must show, statically and in the saved widget state."""
+    where = f"cell {wc.index} ({wc.source.strip()[:50]!r})"
+    if len(wc.cards) != 1:
+        return [f"{where}: {len(wc.cards)} card outputs instead of 1"]
+    problems = []
+    data = wc.cards[0]["data"]
+    for mime in (WIDGET_VIEW, "text/html", "text/plain"):
+        if mime not in data:
+            problems.append(f"{where}: no {mime}")
+    if problems:
+        return problems
+    lines = task_lines(data["text/plain"])
+    statuses = [s for _, s, _ in lines]
+    if statuses != wc.expected:
+        problems.append(f"{where}: text/plain says {statuses}, expected {wc.expected}: {data['text/plain']!r}")
+    for task_id, status, rest in lines:
+        if status == "FAILURE" and FAIL_REASON not in rest:
+            problems.append(f"{where}: the failure reason is missing for {task_id}: {rest!r}")
+    page = data["text/html"]
+    shown = strip_base64(page)[:3000]
+    n_ok = wc.expected.count("SUCCESS")
+    n_bad = wc.expected.count("FAILURE")
+    widths = _BAR.findall(page)
+    if widths != ["100"] * wc.tasks:
+        problems.append(f"{where}: static bars at {widths}% (expected 100% x {wc.tasks}): {shown}")
+    if page.count('class="rw-card rw-succeeded"') != n_ok or page.count('class="rw-card rw-failed"') != n_bad:
+        problems.append(f"{where}: static card classes do not match {wc.expected}: {shown}")
+    if page.count("<video") != n_ok:
+        problems.append(f"{where}: {page.count('<video')} <video> for {n_ok} successes")
+    if n_bad and html.escape(FAIL_REASON) not in page:
+        problems.append(f"{where}: the failure reason is not in the static card")
+    for initial in ("rw-running", ">connecting<", "width:0%"):
+        if initial in page:
+            problems.append(f"{where}: the static card still shows the initial state ({initial})")
+    if wc.tasks > 1:
+        header = f"{wc.tasks}/{wc.tasks} done" + (f", {n_bad} failed" if n_bad else "")
+        if f"<b>{header}</b>" not in page:
+            problems.append(f"{where}: board header is not {header!r}")
+    # The saved widget state (what JupyterLab shows when the notebook is reopened with the state).
+    state = widget_state(nb)
+    try:
+        cards = saved_cards(state, data[WIDGET_VIEW]["model_id"])
+    except AssertionError as exc:
+        return problems + [f"{where}: {exc}"]
+    ids = [task_id for task_id, _, _ in lines]
+    if sorted(cards) != sorted(ids):
+        problems.append(f"{where}: saved widget cards {sorted(cards)} != tasks {sorted(ids)}")
+    for (task_id, _status, _), want in zip(lines, wc.expected, strict=False):
+        card = cards.get(task_id)
+        if card is None:
+            continue
+        style = "success" if want == "SUCCESS" else "danger"
+        if card["value"] != 1.0 or card["bar_style"] != style:
+            problems.append(f"{where}: saved FloatProgress of {task_id} is value={card['value']} "
+                            f"bar_style={card['bar_style']!r}, expected 1.0/{style!r}; status {card['status']!r}")
+        if want not in card["status"]:
+            problems.append(f"{where}: saved status of {task_id} is {card['status']!r}")
+        if want == "SUCCESS" and "<video" not in card["result"]:
+            problems.append(f"{where}: saved result area of {task_id} has no <video>")
+    return problems
+
+
+def cross_cell_problems(nb: Any) -> list[str]:
+    """No card shows a task started in another cell: each task id in exactly one card."""
+    seen: dict[str, int] = {}
+    problems = []
+    for wc in watch_cells(nb):
+        for out in wc.cards:
+            for task_id, _, _ in task_lines(out["data"].get("text/plain", "")):
+                if task_id in seen:
+                    problems.append(f"task {task_id} has a card in cell {seen[task_id]} and in cell {wc.index}")
+                seen[task_id] = wc.index
+    return problems
