@@ -98,6 +98,12 @@ class Client:
         self.max_response_bytes = int(max_response_bytes)
         self._wall_clock = wall_clock
         self._session = requests.Session()
+        if urlsplit(self.base_url).scheme == "http":
+            # Plain http is allowed only to a loopback host (check_key_transport), but an
+            # HTTP_PROXY/ALL_PROXY in the environment would carry the request -- key in
+            # clear text -- to the proxy host instead.  Nothing from the environment
+            # (proxies, netrc, CA bundles) is needed to reach this machine's own loopback.
+            self._session.trust_env = False
         self._session.headers.update(
             {"X-Runway-Version": runway_version, "User-Agent": _USER_AGENT, "Accept": "application/json"}
         )
@@ -307,7 +313,9 @@ def _key_forms(key: str) -> list[bytes]:
         ascii_json.replace("/", "\\/"),  # PHP-style escaped slashes
         ascii_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),  # Go
     }
-    return sorted((form.encode("utf-8") for form in forms if form), key=len, reverse=True)
+    # A key shorter than 6 characters is no secret, and scrubbing it would mangle every
+    # answer that happens to contain those letters.
+    return sorted((form.encode("utf-8") for form in forms if len(form) >= 6), key=len, reverse=True)
 
 
 def _options(seconds: int | None, motion_vector: Mapping[str, float] | None) -> dict[str, Any] | None:

@@ -6,16 +6,20 @@ beyond 127.0.0.1.  One simulator per process, started on first use.
 
 from __future__ import annotations
 
+import atexit
 import secrets
+import shutil
+import tempfile
 import threading
 
 from .client import Client
 
-__all__ = ["demo_client", "create_demo_tasks", "stop_demo"]
+__all__ = ["demo_client", "create_demo_tasks", "demo_save_dir", "stop_demo"]
 
 _lock = threading.Lock()
 _sim = None
 _client: Client | None = None
+_save_dir: str | None = None
 
 PROMPTS = (
     "A paper boat sailing down a rainy street at dusk, cinematic",
@@ -59,12 +63,28 @@ def create_demo_tasks(count: int = 1, fail: bool = False) -> tuple[Client, list[
     return client, ids
 
 
-def stop_demo() -> None:
-    """Stop the demo simulator (``%unload_ext`` calls this)."""
-    global _sim, _client
+def demo_save_dir() -> str:
+    """One temporary folder per process for demo videos, removed at unload or exit.
+
+    The demo's video URL points at the kernel's loopback, which a remote browser (Binder,
+    Colab) cannot reach; saved here, the small file is embedded in the card instead.
+    """
+    global _save_dir
     with _lock:
-        sim, client, _sim, _client = _sim, _client, None, None
+        if _save_dir is None:
+            _save_dir = tempfile.mkdtemp(prefix="runway-demo-")
+            atexit.register(shutil.rmtree, _save_dir, True)
+        return _save_dir
+
+
+def stop_demo() -> None:
+    """Stop the demo simulator and remove its videos (``%unload_ext`` calls this)."""
+    global _sim, _client, _save_dir
+    with _lock:
+        sim, client, folder, _sim, _client, _save_dir = _sim, _client, _save_dir, None, None, None
     if client is not None:
         client.close()
     if sim is not None:
         sim.stop()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)

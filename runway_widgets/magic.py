@@ -79,11 +79,9 @@ class RunwayMagics(Magics):
             client, task_ids = self._client_and_ids(args)
             save = args.save
             if save is None and args.demo is not None:
-                # The demo's video lives on the kernel's loopback, which a remote browser
-                # (Binder, Colab) cannot reach: save it, and the card embeds the small file.
-                import tempfile
+                from .demo import demo_save_dir
 
-                save = tempfile.mkdtemp(prefix="runway-demo-")
+                save = demo_save_dir()  # the card then embeds the small file
             watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=save)
                        for t in task_ids]
         except RunwayWidgetsError as exc:
@@ -223,13 +221,18 @@ def _wait_quietly(handle: Watch) -> None:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (idempotent: loading twice registers them once)."""
+    from .notebook import track_cell_context
+
     ipython.register_magics(RunwayMagics)
+    track_cell_context(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop every watch, the poller thread and the demo simulator (``%reload_ext`` does this too)."""
     from .demo import stop_demo
+    from .notebook import untrack_cell_context
 
+    untrack_cell_context(ipython)
     api.stop_all("The extension was unloaded.")
     shutdown_scheduler()
     api.shutdown_downloads()

@@ -77,6 +77,31 @@ def _needs_context_copy() -> bool:
     return ipykernel.__version__.split(".")[:2] == ["7", "0"]  # fixed in 7.1
 
 
+# ipykernel 7.0.x: the context of the cell running *now*, refreshed by a pre_run_cell hook
+# on the main thread.  Background renders run in a copy of it, so their messages carry the
+# current cell's parent, as they would on other kernels (and nbclient records them).
+_cell_context: contextvars.Context | None = None
+
+
+def _remember_cell_context(*_info: Any) -> None:
+    global _cell_context
+    _cell_context = contextvars.copy_context()
+
+
+def track_cell_context(shell: Any) -> None:
+    """On ipykernel 7.0.x, keep :data:`_cell_context` current (called on ``%load_ext``)."""
+    if _needs_context_copy():
+        _remember_cell_context()
+        if _remember_cell_context not in shell.events.callbacks["pre_run_cell"]:
+            shell.events.register("pre_run_cell", _remember_cell_context)
+
+
+def untrack_cell_context(shell: Any) -> None:
+    """Undo :func:`track_cell_context` (called on ``%unload_ext``)."""
+    if _remember_cell_context in shell.events.callbacks["pre_run_cell"]:
+        shell.events.unregister("pre_run_cell", _remember_cell_context)
+
+
 def _embed_or_local(update: WatchUpdate, show_video: bool) -> str:
     """Result HTML; a small saved file is embedded so the saved notebook plays it anywhere."""
     path = update.saved_path
@@ -107,7 +132,9 @@ class NotebookView:
         self._queue: queue.SimpleQueue[WatchUpdate] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._finalized = False
-        self._context = contextvars.copy_context() if _needs_context_copy() else None
+        self._fix_context = _needs_context_copy()
+        if self._fix_context and _cell_context is None:
+            _remember_cell_context()  # we are on the main thread, inside the cell
         self.watches: list[Watch] = []
 
     def _result_html(self, update: WatchUpdate) -> str:
@@ -169,8 +196,11 @@ class NotebookView:
         if self.foreground:
             self._queue.put(update)
             self._wake.set()
-        elif self._context is not None:
-            self._context.copy().run(self._apply, update)
+        elif self._fix_context:
+            # Copied per call: one Context cannot be entered by two threads at once.
+            context = _cell_context
+            assert context is not None
+            context.copy().run(self._apply, update)
         else:
             self._apply(update)
 

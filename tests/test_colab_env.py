@@ -336,11 +336,6 @@ def test_ipk70_negative_control_without_the_workaround(ipk70_fix_off: NotebookRu
     assert any("initial state" in p for p in problems), problems
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug on ipykernel 7.0.x: NotebookView copies the context of the %runway_watch cell, so every "
-    "later comm/update_display message from the poller carries that cell's parent header; nbclient only "
-    "records iopub messages parented to the cell it is executing (here the wait_all cell), so the saved "
-    "notebook keeps 'connecting'/0 % although the kernel-side card finished"))
 def test_ipk70_saved_notebook_shows_final_state(ipk70_fix_on: NotebookRun) -> None:
     nb = _read(ipk70_fix_on)
     [wc] = watch_cells(nb)
