@@ -182,12 +182,13 @@ class RunwayMagics(Magics):
             print("No tasks watched yet. Try  %runway_watch --demo")
             return
         updates = [w.update() for w in watches]
+        left = ' style="text-align:left"'
         rows = "".join(
-            f"<tr><td><code>{html.escape(u.task_id)}</code></td><td>{html.escape(u.outcome.value)}</td>"
-            f"<td>{html.escape(summary_line(u).split(': ', 1)[-1])}</td></tr>"
+            f"<tr><td{left}><code>{html.escape(u.task_id)}</code></td><td{left}>{html.escape(u.outcome.value)}</td>"
+            f"<td{left}>{html.escape(summary_line(u).split(': ', 1)[-1])}</td></tr>"
             for u in updates
         )
-        table = f"<table><tr><th>task</th><th>watch</th><th>status</th></tr>{rows}</table>"
+        table = f"<table><tr><th{left}>task</th><th{left}>watch</th><th{left}>status</th></tr>{rows}</table>"
         display({"text/html": table, "text/plain": "\n".join(summary_line(u) for u in updates)}, raw=True)
 
 

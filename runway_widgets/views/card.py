@@ -84,7 +84,9 @@ def video_html(update: WatchUpdate, show_video: bool = True, width: int = VIDEO_
     if update.saved_path:
         local = html.escape(_local_src(update.saved_path), quote=True)
         parts.append(f' · <a class="rw-saved" href="{local}" download>saved to {html.escape(update.saved_path)}</a>')
-    parts.append(" <small>(links from the service expire within a day or two)</small></div>")
+    else:
+        parts.append(" <small>(the service's links expire within a day or two; --save keeps a copy)</small>")
+    parts.append("</div>")
     return "".join(parts)
 
 
