@@ -1,19 +1,25 @@
 """When to poll next: adaptive pacing, error backoff, Retry-After.  Pure.
 
-The gateway does not know a task's state the moment it changes: it refreshes every
-unfinished task from upstream on a fixed cadence (about every 15 s in new-api) and the
-feed shows the state as of the last refresh.  So a finish becomes *visible* only at a
-refresh tick.  A poller that knows when the ticks fall can poll just after each one and
-see the finish within a fraction of a second, with one request per tick; the Runway SDK,
-polling blindly every 6 +- 1.5 s, sees it 3 s late on average with 2.5 requests per tick.
+The gateway does not know a task's state the moment it changes: it refreshes unfinished
+tasks from upstream on a cadence (new-api sleeps 15 s between passes, so the period is
+15 s plus however long a pass takes) and the feed shows the state as of the last refresh.
+A finish becomes *visible* only at a refresh tick.  A poller that knows when the ticks
+fall can poll just after each one and see the finish within a second, with about one
+request per tick; the Runway SDK, polling blindly every 6 +- 1.5 s, sees it 3 s late on
+average with 2.5 requests per tick.
 
-:class:`PacerState` is a small immutable summary of what the watch has seen, updated by
-:func:`observe`; :func:`next_delay` turns it into the next delay.  Every change the poller
-sees between two polls brackets a tick; intersecting those brackets modulo the period
-gives the tick phase.  Brackets that cannot share one phase mean the server is not
-ticking (it updates continuously), and pacing falls back to an estimate of the finish
-time from reported progress.  Nothing here reads a clock or a random source: ``now`` and
-``rand`` are arguments.
+:func:`observe` folds each answer into a :class:`PacerState`; :func:`next_delay` turns
+that into the next delay.  A change seen between two polls brackets a tick; brackets
+intersected modulo the period give the tick phase.  Evidence is weighed, not assumed:
+
+* ticks are a period apart, so two changes that need ticks closer than that mean the
+  server updates continuously: pacing then follows the finish estimated from progress;
+* a change outside the predicted window, or a task that moves every tick showing no
+  change after it, means the phase moved (the loop drifts, the gateway restarted): it is
+  learnt again from the next change;
+* a probe just before a predicted tick unmasks a server that changes between ticks.
+
+Nothing here reads a clock or a random source: ``now`` and ``rand`` are arguments.
 """
 
 from __future__ import annotations
@@ -24,22 +30,25 @@ from typing import Optional, Tuple
 
 from .snapshot import TaskState
 
-__all__ = [
-    "PacingConfig",
-    "PacerState",
-    "observe",
-    "observe_absent",
-    "next_delay",
-    "backoff_delay",
-    "phase_cover",
-    "estimate_finish",
-]
+__all__ = ["PacingConfig", "PacerState", "observe", "observe_absent", "next_delay", "backoff_delay",
+           "phase_cover", "estimate_finish"]
 
 Signature = Tuple[str, str, Optional[int]]
 Interval = Tuple[float, float]
 
 _ABSENT: Signature = ("absent", "", None)
 _MAX_BRACKETS = 6  # enough to pin the phase; keeps a watch's memory flat
+_CLOSE = 0.9  # ticks are at least this many periods apart (slack for round trips)
+_SHARP = 0.3  # share of a period: a bracket this narrow is evidence, and worth aiming at
+_NARROW = 0.5  # share of a period: a proven phase known no better is not worth aiming at
+_PROBE = 0.3  # s before a predicted tick: a change seen there did not come from the tick
+_BISECT = 0.5  # s: wider windows are halved while the task changes every tick
+_FOLLOW_UPS = 3  # quick polls, a floor apart, after a tick that should have shown
+_MISS_AFTER = 3.3  # s past a predicted window: the follow-ups are done, the tick missed
+_BACKUP = 2.0  # s after a tick: a second look for a task that changes only when it ends,
+_DRIFT = 0.5  # ... and later by this much per period since the phase was last seen
+_QUIET = 2  # quiet polls between ticks that settle it: changes wait for ticks
+_LATE = 0.05  # s: the most (positive-only) jitter on a tick-aligned poll
 
 
 @dataclass(frozen=True)
@@ -93,13 +102,16 @@ class PacerState:
     state_since: float | None = None
     progress_first: tuple[float, float] | None = None  # (progress, when first seen) of the first mark
     progress_mark: tuple[float, float] | None = None  # the same for the latest mark
-    brackets: tuple[Interval, ...] = field(default_factory=tuple)
-    ticking: bool | None = None  # None: no evidence yet; False: recent brackets disagree
+    brackets: tuple[Interval, ...] = field(default_factory=tuple)  # sharp, on one phase
+    last_change: Interval | None = None  # (poll before, poll that saw it) of the latest change
+    tick_floor: float | None = None  # the next tick cannot come before this
+    ticking: bool | None = None  # None: unproven; False: not ticking at this period
+    quiet: int = 0  # polls well between ticks that saw a moving task unchanged
 
     @property
     def state(self) -> TaskState | None:
         """The last visible state, or None before the task was seen."""
-        if self.signature is None or self.signature is _ABSENT or self.signature[0] == "absent":
+        if self.signature is None or self.signature[0] == "absent":
             return None
         return TaskState(self.signature[0])
 
@@ -110,15 +122,8 @@ def observe_absent(pacer: PacerState, sent: float, received: float) -> PacerStat
                    signature=pacer.signature or _ABSENT)
 
 
-def observe(
-    pacer: PacerState,
-    state: TaskState,
-    progress: float | None,
-    sent: float,
-    received: float,
-    refresh_period: float = 15.0,
-    status: str = "",
-) -> PacerState:
+def observe(pacer: PacerState, state: TaskState, progress: float | None, sent: float, received: float,
+            refresh_period: float = 15.0, status: str = "") -> PacerState:
     """Record a visible snapshot polled between ``sent`` and ``received`` (monotonic seconds).
 
     ``status`` is the raw status word: QUEUED after SUBMITTED is a change worth seeing
@@ -137,25 +142,72 @@ def observe(
         updates["progress_mark"] = (progress, at)
         if pacer.progress_first is None:
             updates["progress_first"] = (progress, at)
-    changed = old is not None and old[0] != "absent" and old != sig and pacer.last_at is not None
-    if changed and refresh_period > 0:
-        # The change landed between the server answering the previous poll and this one:
-        # (previous, this] holds a refresh tick.
-        bracket = (pacer.last_at, at)  # type: ignore[assignment]
-        if bracket[1] - bracket[0] < refresh_period:
-            # Only recent brackets count: a gateway whose loop sleeps 15 s *after* its work
-            # drifts slowly, and a phase pinned long ago would then reject it wrongly.
-            brackets = (pacer.brackets + (bracket,))[-_MAX_BRACKETS:]
-            updates["brackets"] = brackets
-            if phase_cover(brackets, refresh_period) is None:
-                updates["ticking"] = False
-            elif brackets[-1][0] - brackets[0][1] >= refresh_period / 2:
-                # One bracket proves nothing: only changes that recur about a period
-                # apart on one phase are evidence of a ticking gateway.
-                updates["ticking"] = True
-            else:
-                updates["ticking"] = None
+    if old is not None and old[0] != "absent" and old != sig and pacer.last_at is not None:
+        # The change landed between the server answering the previous poll and this one,
+        # and (if the server ticks) no sooner than a period after the previous tick.
+        updates["last_change"] = (pacer.last_at, at)
+        if refresh_period > 0:
+            floor = pacer.tick_floor if pacer.tick_floor is not None else -math.inf
+            updates.update(_learn(pacer, max(pacer.last_at, floor), at, refresh_period))
+    elif refresh_period > 0 and pacer.ticking is not False and _moving(pacer, refresh_period):
+        if _missed(pacer, at, refresh_period):
+            # A task that changes every tick did not change at the predicted tick nor in
+            # the seconds after it: the tick came late or the period is not what we think.
+            updates.update(brackets=(), ticking=None)
+        elif pacer.last_change is not None and at - pacer.last_change[1] >= refresh_period / 2:
+            # Unchanged half a period after its last change: this server holds changes
+            # back until a tick (a continuous one would have shown the progress moving).
+            updates["quiet"] = pacer.quiet + 1
     return replace(pacer, **updates)
+
+
+def _learn(pacer: PacerState, lo: float, hi: float, period: float) -> dict:
+    """What a change whose tick fell in ``(lo, hi]`` says about the server's ticks."""
+    if lo >= hi:
+        # Its tick would have to come less than a period after the previous one: this
+        # server updates continuously (or faster than we look for).  Stop aiming at ticks.
+        return {"ticking": False, "brackets": ()}
+    out: dict = {}
+    old = phase_cover(pacer.brackets, period) if pacer.brackets else None
+    sharp = hi - lo < _SHARP * period
+    # Once shown not to tick at this period, a chance alignment must not convince us
+    # otherwise; and a bracket a period wide surely holds a tick, saying nothing.
+    if pacer.ticking is not False and hi - lo < period:
+        if old is not None and phase_cover(pacer.brackets + ((lo, hi),), period) is None:
+            # Outside the predicted window.  Just before it, from a task that moves every
+            # tick, it means changes are not held back until ticks.  Otherwise the tick
+            # came late (new-api's loop sleeps 15 s *after* its work, so it drifts; a
+            # restart shifts it): learn the phase again from this change.
+            start, width = old
+            if (start - hi) % period < (lo - start - width) % period and _moving(pacer, period):
+                return {"ticking": False, "brackets": ()}
+            out = {"brackets": ((lo, hi),) if sharp else (), "ticking": None}
+        elif sharp and not (pacer.ticking and phase_cover(pacer.brackets + ((lo, hi),), period) == old):
+            # (Once proven, a bracket that narrows nothing would only push sharper ones out.)
+            brackets = (pacer.brackets + ((lo, hi),))[-_MAX_BRACKETS:]
+            cover = phase_cover(brackets, period)
+            # One bracket proves nothing: sharp changes that recur on one narrow phase,
+            # about a period or more apart, are evidence of a ticking gateway.
+            proven = (len(brackets) >= 2 and brackets[-1][0] - brackets[0][1] >= period / 2
+                      and cover is not None and cover[1] < _NARROW * period)
+            out = {"brackets": brackets, "ticking": True if proven else pacer.ticking}
+    # Where in the predicted window this tick fell bounds where the next one can fall.
+    cover = phase_cover(out.get("brackets", pacer.brackets), period)
+    if cover is not None and cover[1] < _NARROW * period:
+        first = cover[0] + (math.floor((lo - cover[0] - cover[1]) / period) + 1) * period
+        lo = max(lo, first) if first <= hi else lo
+    return {**out, "tick_floor": lo + _CLOSE * period}
+
+
+def _missed(pacer: PacerState, at: float, period: float) -> bool:
+    """Has the first tick predicted after the last change passed unseen by ``at``?"""
+    cover = phase_cover(pacer.brackets, period) if pacer.brackets else None
+    if cover is None or cover[1] >= _NARROW * period or pacer.last_change is None:
+        return False
+    start, width = cover
+    # The next tick's window ends at least half a period after the change seen last.
+    k = math.ceil((pacer.last_change[1] + period / 2 - start - width) / period)
+    return at > start + k * period + width + _MISS_AFTER
 
 
 def _arcs(bracket: Interval, period: float) -> list[Interval]:
@@ -222,44 +274,68 @@ def estimate_finish(pacer: PacerState) -> float | None:
     return t2 + (1.0 - p2) * (t2 - t1) / (p2 - p1)
 
 
+def _moving(pacer: PacerState, period: float, now: float | None = None) -> bool:
+    """Does this running task change at every tick (progress >= 2 % a tick)?
+
+    With ``now``: and did the last tick bring a change (else it stalled, or is too slow)?
+    """
+    if pacer.state is not TaskState.RUNNING or pacer.progress_first is None or pacer.progress_mark is None:
+        return False
+    if now is not None and (pacer.last_change is None or now - pacer.last_change[1] > 1.6 * period):
+        return False
+    (p1, t1), (p2, t2) = pacer.progress_first, pacer.progress_mark
+    return t2 > t1 and (p2 - p1) / (t2 - t1) * period >= 0.02
+
+
 def _tick_delay(pacer: PacerState, config: PacingConfig, now: float) -> float | None:
     """Delay to the next useful poll around a predicted tick, or None if the phase is unknown."""
     period = config.refresh_period
     cover = phase_cover(pacer.brackets, period) if pacer.brackets else None
-    if cover is None or cover[1] >= period * 0.8:
+    if cover is None or cover[1] >= (_NARROW if pacer.ticking else _SHARP) * period:
         return None
     start, width = cover
-    if width > 2.0:
-        # Wide window: poll its middle as well as just after it, halving it every tick.
-        offsets = [width / 2, width + config.tick_margin]
+    after = width + config.tick_margin  # just after the window: sees the tick
+    moving = _moving(pacer, period, now)
+    if pacer.state is not TaskState.RUNNING:
+        # Waiting: one look per tick, with a probe just before it so that the start of
+        # the run lands in a sharp bracket.  For the first two periods also one between
+        # ticks: on a server that does not tick, a short queue's end shows there (off the
+        # predicted tick) at most half a period late, and a demo's card does not sit frozen.
+        waited = now - (pacer.state_since if pacer.state_since is not None else now)
+        plan = ([-period / 2] if waited < 2 * period else []) + [-_PROBE, after]
+    elif moving:
+        # Every tick brings a change: halve a wide window with a poll in its middle; if
+        # the change does not show just after the window, the tick is late: look again
+        # every second for a few seconds.
+        follow = [after + _LATE + i * config.min_interval for i in range(1, _FOLLOW_UPS + 1)]
+        plan = ([width / 2] if width > _BISECT else []) + [after] + follow
     else:
-        # Narrow window: one poll just after it, plus a probe just before it.  A change
-        # seen by the probe cannot come from a tick, which unmasks a server that updates
-        # continuously (its every poll shows a change and would otherwise look ticked).
-        offsets = [-1.5, width + config.tick_margin]
+        # Only the finish will change it: a second look some seconds on catches a late
+        # tick (a drifting loop) at a fraction of a blind poller's cost.  Drift adds up
+        # while nothing changes, so the older the evidence, the later the second look.
+        age = (now - pacer.brackets[-1][1]) / period
+        plan = [after, after + min(period / 2, _BACKUP + _DRIFT * age)]
+    seen = pacer.last_change[1] if pacer.last_change is not None else -math.inf
     earliest = now + config.min_interval
-    base = start + math.floor((earliest - start) / period) * period - period
-    for k in range(4):
-        for offset in offsets:
-            target = base + k * period + offset
-            if target >= earliest:
-                return target - now
+    first = math.floor((now - start) / period) - 1
+    for k in range(first, first + 4):
+        tick = start + k * period
+        if seen >= tick:
+            continue  # this tick's change has been seen: nothing more to learn from it
+        # Every other tick until the server has shown it holds changes back, a probe
+        # just before the tick: a change seen there did not come from a tick.
+        probe = moving and pacer.quiet < _QUIET and k % 2 == 0
+        for offset in [-_PROBE] + plan if probe else plan:
+            if tick + offset >= earliest:
+                return tick + offset - now
     return None  # pragma: no cover - four periods always contain a target
 
 
 def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float) -> float:
     """Seconds until the next poll of a task that answered normally.
 
-    Parameters
-    ----------
-    pacer:
-        The watch's summary after its latest observation.
-    config:
-        The pacing settings.
-    now:
-        Monotonic seconds (the same clock as the observations).
-    rand:
-        A uniform number in [0, 1) for jitter.
+    ``now`` is monotonic seconds (the clock of the observations); ``rand`` a uniform
+    number in [0, 1) for jitter.
     """
     if config.fixed_interval is not None:
         return max(config.min_interval, config.fixed_interval)
@@ -267,23 +343,29 @@ def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float)
     if state is None:
         # Not visible yet: CometAPI says wait a few seconds and poll again.
         return _clamp(_spread(min(1.0 + 0.5 * pacer.absent_count, 5.0), config, rand), config)
-    if config.refresh_period > 0 and pacer.ticking:
+    # Aim at ticks once they are proven.  A single sharp bracket is worth a try while the
+    # task waits (nothing can finish then) or moves every tick (a miss shows at once); a
+    # running task that may change only when it ends gets no such gamble.
+    tentative = state is not TaskState.RUNNING or _moving(pacer, config.refresh_period, now)
+    if config.refresh_period > 0 and (pacer.ticking or (pacer.ticking is None and tentative)):
         tick = _tick_delay(pacer, config, now)
         if tick is not None:
-            # Positive-only jitter: never poll before the tick has surely landed.
-            return min(config.max_interval, tick + 0.05 * rand * config.refresh_period / 15.0)
+            # Positive-only jitter: never poll before the tick has surely landed.  (Watches
+            # of one gateway share its ticks; the scheduler's request budget spreads a crowd.)
+            return min(config.max_interval, tick + _LATE * rand)
     in_state = now - (pacer.state_since if pacer.state_since is not None else now)
     if state is TaskState.RUNNING:
         eta = estimate_finish(pacer)
         if eta is not None:
+            # Approach the predicted finish geometrically; once it is overdue, back off
+            # slowly rather than hammering a wrong prediction.
             remaining = eta - now
-            # Approach the predicted finish geometrically, then hold near the floor; if
-            # the prediction was wrong, back off slowly rather than hammering.
-            delay = remaining * 0.4 if remaining > 0 else 1.0 + 0.25 * -remaining
-            return _clamp(_spread(min(delay, 5.0), config, rand), config)
-        return _clamp(_spread(min(2.0 + 0.05 * in_state, 5.0), config, rand), config)
-    # Waiting or unknown: start brisk (the first refresh tick is informative), then ease off.
-    return _clamp(_spread(min(2.0 + 0.1 * in_state, 6.0), config, rand), config)
+            delay = remaining * 0.5 if remaining > 0 else 1.0 + 0.3 * -remaining
+            return _clamp(_spread(min(max(delay, 1.5), 8.0), config, rand), config)
+        # Progress tells nothing: a finish grows likelier the longer it has run.
+        return _clamp(_spread(min(2.5 + 0.07 * in_state, 7.0), config, rand), config)
+    # Waiting or unknown: start brisk (the first refresh tick is informative), ease off.
+    return _clamp(_spread(min(2.0 + 0.15 * in_state, 8.0), config, rand), config)
 
 
 def backoff_delay(config: PacingConfig, consecutive_errors: int, retry_after: float | None, rand: float) -> float:
