@@ -15,7 +15,7 @@ import sys
 from contextlib import ExitStack
 from typing import Sequence, TextIO
 
-from .api import stop_all, watch
+from .api import shutdown_downloads, stop_all, watch
 from .client import Client
 from .config import validate_task_id
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
@@ -67,19 +67,12 @@ def _exit_code(watches: Sequence[Watch]) -> int:
 
 def _start_demo(stack: ExitStack, out: TextIO) -> tuple[Client, list[str]]:
     """Run the simulator in this process and create one demo task on it."""
-    import secrets
+    from .demo import create_demo_tasks, stop_demo
 
-    from .simulator import Simulator, Timeline
-
-    sim = stack.enter_context(Simulator(default_timeline=Timeline.demo()))
-    client = Client(f"demo-{secrets.token_hex(8)}", sim.base_url)  # a made-up key: the simulator takes any
-    stack.callback(client.close)
-    task_id = client.create_text_to_video(
-        "A paper boat sailing down a rainy street at dusk, cinematic",
-        callback_url=f"{sim.base_url}/callback",
-    )
-    out.write(f"Simulator running at {sim.base_url}; created demo task {task_id}\n")
-    return client, [task_id]
+    stack.callback(stop_demo)
+    client, task_ids = create_demo_tasks(1)
+    out.write(f"Simulator running at {client.base_url}; created demo task {task_ids[0]}\n")
+    return client, task_ids
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         pass  # reported by the board and the exit code
             except KeyboardInterrupt:
                 stop_all("Interrupted.")
+                # A --save download sees the stop between chunks and deletes its partial
+                # file; its thread is a daemon, so without this wait the process could
+                # exit first and leave the .part file behind.
+                shutdown_downloads(5.0)
                 progress_stream.write("\nInterrupted; stopped watching (the tasks go on on the server).\n")
                 return 130
             for handle in watches:
