@@ -59,6 +59,11 @@ test-fast: $(VENV)/.installed-test
 test-kernel: $(VENV)/.installed-test .venv-colab/.installed .venv-ipk70/.installed
 	$(BIN)/python -m pytest -m "kernel or colab" tests/test_notebooks.py tests/test_colab_env.py
 
+## bench: every benchmark at full size (a few minutes; the kernel one needs the test extras),
+##        then benchmarks/RESULTS.md
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/run_all.py
+
 ## chromium: Debian's Chromium for the browser tests (Playwright's own download is not used)
 chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \

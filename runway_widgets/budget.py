@@ -48,11 +48,15 @@ class RequestBudget:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now if self.updated is None else max(self.updated, now)
 
-    def wait_time(self, now: float) -> float:
-        """Seconds until one request may go (0 if it may go now)."""
+    def wait_time(self, now: float, reserved: int = 0) -> float:
+        """Seconds until one more request may go (0 if it may go now).
+
+        ``reserved`` requests were promised a token but have not taken it yet (they are on
+        their way to a worker thread): they count as already spent.
+        """
         self._refill(now)
         pause = max(0.0, self.paused_until - now)
-        lack = max(0.0, 1.0 - self.tokens) / self.rate
+        lack = max(0.0, 1.0 + reserved - self.tokens) / self.rate
         return max(pause, lack)
 
     def try_spend(self, now: float) -> bool:

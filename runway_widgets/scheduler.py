@@ -1,8 +1,11 @@
 """The shared poller: one thread per process decides who polls when; a small pool does the I/O.
 
 Every watch in the process sits in one heap ordered by its next due time.  The scheduler
-thread pops due watches, spends one token of the process-wide :class:`RequestBudget` for
-each, and hands the poll to a bounded :class:`WorkerPool`.  When tokens run short, the
+thread pops due watches, reserves one token of the process-wide :class:`RequestBudget` for
+each, and hands the poll to a bounded :class:`WorkerPool`; the worker takes the token the
+moment it sends.  (Spending at hand-off instead let a poll that waited a few ms for a
+worker -- thread wake-up, the GIL -- leave together with the next ones: under load a
+server saw more requests in a second than the bucket allows.)  When tokens run short, the
 watch that has waited longest goes first (heap order), so no task starves.  The thread
 waits only on ``Event.wait(timeout)``, so adding or stopping a watch takes effect at once,
 and it exits after a second with nothing to do.
@@ -78,6 +81,7 @@ class Scheduler:
         self._heap: list[tuple[float, int, Watch]] = []
         self._seq = itertools.count()
         self._in_flight = 0
+        self._reserved = 0  # tokens promised to polls handed to a worker that has not sent yet
         self._thread: threading.Thread | None = None
         self._closed = False
         self.rate_limited = 0
@@ -130,12 +134,12 @@ class Scheduler:
                 if when > now:
                     wait = when - now
                     break
-                budget_wait = self.budget.wait_time(now)
+                budget_wait = self.budget.wait_time(now, self._reserved)
                 if budget_wait > 0:
                     wait = budget_wait
                     break
                 heapq.heappop(self._heap)
-                self.budget.try_spend(now)
+                self._reserved += 1  # spent by the worker as it sends (see _run)
                 self._in_flight += 1
                 due.append(watch)
         for watch in expired:
@@ -147,7 +151,7 @@ class Scheduler:
             with self._lock:
                 if self._heap and self._in_flight < self._executor.max_workers:
                     now = self.clock()
-                    wait = max(0.0, self._heap[0][0] - now, self.budget.wait_time(now))
+                    wait = max(0.0, self._heap[0][0] - now, self.budget.wait_time(now, self._reserved))
                 elif not self._heap:
                     wait = float("inf")
         return wait
@@ -155,16 +159,27 @@ class Scheduler:
     def _run(self, watch: Watch) -> None:
         """Poll on a worker thread, then put the watch back in the heap."""
         delay: float | None = None
+        sent = False
         try:
-            delay = watch._poll()
+            with self._lock:
+                # The token goes now, as the request leaves, not when the poll was handed
+                # over.  It was reserved then, so only a 429 pause since can refuse it.
+                self._reserved -= 1
+                sent = self.budget.try_spend(self.clock())
+            if sent:
+                delay = watch._poll()
         finally:
             with self._lock:
                 self._in_flight -= 1
                 now = self.clock()
-                self._account(watch, now)
-                if delay is not None and not watch.done():
-                    when = min(now + delay, watch.deadline)
-                    heapq.heappush(self._heap, (when, next(self._seq), watch))
+                if sent:
+                    self._account(watch, now)
+                    if delay is not None and not watch.done():
+                        when = min(now + delay, watch.deadline)
+                        heapq.heappush(self._heap, (when, next(self._seq), watch))
+                elif not watch.done():
+                    # Paused (a 429) between hand-off and send: back in line, due now.
+                    heapq.heappush(self._heap, (now, next(self._seq), watch))
             self._wake.set()
 
     def _account(self, watch: Watch, now: float) -> None:

@@ -1,0 +1,84 @@
+"""Smoke checks of the benchmarks: each one runs at its ``--quick`` size, exits 0 and prints
+its table.  The numbers are not checked here (CI machines are noisy): ``make bench`` runs
+the full sizes and writes benchmarks/RESULTS.md.
+
+Each benchmark runs in its own process group and is stopped by its pid if it overruns
+(SIGTERM first, so its own ``finally`` stops the simulator and kernels it started).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+
+def run_benchmark(script: str, *args: str, timeout: float = 120.0) -> str:
+    proc = subprocess.Popen([sys.executable, str(BENCH / script), *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        pytest.fail(f"{script} took longer than {timeout:g} s\n{out[-3000:]}\n{err[-3000:]}")
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{out[-3000:]}\n{err[-3000:]}"
+    return out
+
+
+def check(out: str, markdown: Path, *headers: str) -> None:
+    for header in headers:
+        assert header in out, f"missing {header!r} in:\n{out[-3000:]}"
+    text = markdown.read_text(encoding="utf-8")
+    assert text.startswith("### ") and "|---|" in text, text[:500]
+    assert any(line.startswith(("PASS:", "FAIL:")) for line in out.splitlines()), "no verdict line"
+
+
+def test_pacing_quick(tmp_path: Path) -> None:
+    md = tmp_path / "pacing.md"
+    out = run_benchmark("pacing.py", "--tasks", "200", "--markdown", str(md))
+    check(out, md, "policy", "requests/task")
+
+
+def test_scale_quick(tmp_path: Path) -> None:
+    md = tmp_path / "scale.md"
+    out = run_benchmark("scale.py", "--quick", "--markdown", str(md))
+    check(out, md, "== Scale", "peak req/1s", "KB/watch", "naive: thread per watch")
+
+
+def test_startup_quick(tmp_path: Path) -> None:
+    md = tmp_path / "startup.md"
+    out = run_benchmark("startup.py", "--quick", "--runs", "3", "--markdown", str(md))
+    check(out, md, "== Startup", "import requests", "import runway_widgets", "%load_ext runway_widgets")
+
+
+def test_download_quick(tmp_path: Path) -> None:
+    md = tmp_path / "download.md"
+    out = run_benchmark("download.py", "--quick", "--markdown", str(md))
+    check(out, md, "== Download", "MiB/s", "save_video")
+
+
+@pytest.mark.kernel
+def test_kernel_quick(tmp_path: Path) -> None:
+    md = tmp_path / "kernel.md"
+    out = run_benchmark("kernel.py", "--quick", "--markdown", str(md), timeout=180.0)
+    check(out, md, "== Kernel", "Round trip of a trivial cell", "comm_msg")
+
+
+def test_run_all_writes_results(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    out = run_benchmark("run_all.py", "--quick", "--only", "pacing", "--output", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "Wrote" in out and text.startswith("# Benchmark results")
+    assert "nproc" in text and "Python" in text and "## Summary" in text and "## pacing" in text
