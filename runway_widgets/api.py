@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .client import Client
 from .config import Secret, resolve_base_url, resolve_key, validate_task_id
 from .download import save_video
-from .errors import ConfigError, ExpiredUrlError, RunwayWidgetsError
+from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
 from .policy import PacingConfig
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
@@ -167,20 +167,30 @@ def _saver(destination: str | os.PathLike[str]) -> Callable[[Watch, TaskSnapshot
             error: RunwayWidgetsError | None = None
             for attempt in range(2):
                 if latest.result_url is None:
-                    error = RunwayWidgetsError("The task succeeded but gave no usable video URL to save.")
+                    error = DownloadError("The task succeeded but gave no usable video URL to save.")
                     break
                 try:
-                    handle.saved_path = str(save_video(latest.result_url, destination, handle.task_id))
+                    # handle.done: a watch stopped (Ctrl-C, Stop, unload) mid-download ends it.
+                    handle.saved_path = str(save_video(latest.result_url, destination, handle.task_id,
+                                                       should_stop=handle.done))
                     error = None
                     break
                 except ExpiredUrlError as exc:
                     error = exc
                     if attempt == 0:
                         try:  # signed URLs expire; polling the task again mints a fresh one
-                            latest = handle.client.fetch(handle.task_id)
+                            fresh = handle.client.fetch(handle.task_id)
                         except RunwayWidgetsError as again:
                             error = again
                             break
+                        if not (fresh.succeeded and fresh.result_url):
+                            # The success already seen stands: a server that now reads
+                            # otherwise (a status going backwards) must not replace it.
+                            error = DownloadError(
+                                "The result URL expired, and polling the task again gave no fresh one "
+                                f"(it now reads {fresh.status}).")
+                            break
+                        latest = fresh
                 except RunwayWidgetsError as exc:
                     error = exc
                     break

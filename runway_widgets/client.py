@@ -91,7 +91,6 @@ class Client:
         if feed not in ("runway", "official"):
             raise ConfigError(f"feed must be 'runway' or 'official', not {feed!r}.")
         self._key = key
-        self._key_forms = _key_forms(key.reveal())
         self.feed = feed
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.deadline = float(deadline)
@@ -135,7 +134,9 @@ class Client:
         # A hostile or buggy server may echo the Authorization header back: the key must
         # not survive into any error message, snapshot or log line built from the answer.
         # JSON may carry it escaped ('\\"', Go's '\\u003c', ...), which decoding would undo.
-        for form in self._key_forms:
+        # The forms are derived here, per answer (microseconds), rather than kept on the
+        # client: a plain list of key bytes would show in vars(client) or a debugger.
+        for form in _key_forms(self._key.reveal()):
             if form in data:
                 data = data.replace(form, _REDACTED)
         return data
@@ -147,6 +148,10 @@ class Client:
         url = self.base_url + path
         host = urlsplit(url).netloc
         started = time.monotonic()
+        # The error is raised after the except clauses, not in them: raised inside, it would
+        # keep the requests exception as its (hidden) __context__, and that exception's
+        # .request still carries the Authorization header.
+        error: TransportError | None = None
         try:
             response = self._session.request(
                 method,
@@ -160,15 +165,16 @@ class Client:
         except requests.exceptions.SSLError:
             error = TransportError(f"TLS verification failed for {host}; the connection is not trusted.")
             error.transient = False
-            raise error from None
         except requests.exceptions.ConnectTimeout:
-            raise TransportError(f"Timed out connecting to {host} after {self.timeout[0]:g} s.") from None
+            error = TransportError(f"Timed out connecting to {host} after {self.timeout[0]:g} s.")
         except requests.exceptions.ReadTimeout:
-            raise TransportError(f"{host} did not answer within {self.timeout[1]:g} s.") from None
+            error = TransportError(f"{host} did not answer within {self.timeout[1]:g} s.")
         except requests.exceptions.ConnectionError as exc:
-            raise TransportError(f"Could not reach {host} ({_reason(exc)}).") from None
+            error = TransportError(f"Could not reach {host} ({_reason(exc)}).")
         except requests.exceptions.RequestException as exc:
-            raise TransportError(f"The request to {host} failed ({type(exc).__name__}).") from None
+            error = TransportError(f"The request to {host} failed ({type(exc).__name__}).")
+        if error is not None:
+            raise error
         try:
             data = self._read_capped(response, host, started)
             headers = {k: self._scrub(v.encode("latin-1", "replace")).decode("latin-1") for k, v in response.headers.items()}

@@ -112,11 +112,15 @@ def validate_base_url(value: str) -> str:
 
 
 def is_loopback_host(host: str | None) -> bool:
-    """True for localhost and addresses in 127.0.0.0/8 or ::1."""
+    """True for localhost and addresses in 127.0.0.0/8 or ::1.
+
+    ``*.localhost`` names are not accepted: unless the resolver special-cases them
+    (glibc with plain ``files dns`` does not), they go to DNS, which may answer anything.
+    """
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -72,8 +73,12 @@ def save_video(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: tuple[float, float] = (10.0, 60.0),
+    should_stop: Callable[[], bool] | None = None,
 ) -> Path:
     """Download ``url`` to ``destination`` and return the final path.
+
+    ``should_stop`` is asked between chunks: once it says True (the watch was stopped or
+    interrupted) the download ends with :class:`DownloadError` and leaves no file.
 
     Raises
     ------
@@ -103,6 +108,8 @@ def save_video(
             written = 0
             with os.fdopen(fd, "wb") as out:
                 for chunk in response.iter_content(chunk_size=_CHUNK):
+                    if should_stop is not None and should_stop():
+                        raise DownloadError("The download was stopped; nothing was saved.")
                     written += len(chunk)
                     if written > max_bytes:
                         raise DownloadError(f"The video is larger than the {max_bytes:,}-byte limit.")
@@ -110,6 +117,8 @@ def save_video(
             expected = response.headers.get("Content-Length", "")
             if expected.isdigit() and "Content-Encoding" not in response.headers and int(expected) != written:
                 raise DownloadError(f"The download stopped after {written:,} of {int(expected):,} bytes.")
+            if should_stop is not None and should_stop():  # stopped during the last chunk
+                raise DownloadError("The download was stopped; nothing was saved.")
             os.replace(tmp_name, target)
         except requests.RequestException as exc:
             raise DownloadError(f"The download broke off ({type(exc).__name__}).") from None

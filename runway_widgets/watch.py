@@ -255,7 +255,8 @@ class Watch:
                 self._errors_since = self._errors_since if self._errors_since is not None else sent
                 if now - self._errors_since >= settings.give_up_after:
                     finish = (Outcome.GAVE_UP, GaveUpError(
-                        f"Gave up after {self._consecutive_errors} failed attempts in {now - self._errors_since:.0f} s: {error}",
+                        f"Gave up after {self._consecutive_errors} failed attempt{'' if self._consecutive_errors == 1 else 's'} "
+                        f"in {now - self._errors_since:.0f} s: {error}",
                         error), "")
                 else:
                     delay = backoff_delay(settings.pacing, self._consecutive_errors,

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from runway_widgets.snapshot import parse_task
-from runway_widgets.views.card import board_html, card_html, elapsed_words, status_html, video_html
+from runway_widgets.views.card import board_html, card_html, elapsed_words, eta_words, status_html, video_html
 from runway_widgets.views.terminal import TerminalBoard
 from runway_widgets.views.widget import TaskBoard, TaskCard
 from runway_widgets.watch import Outcome, WatchUpdate
@@ -27,10 +27,10 @@ def test_running_card_bar_and_status() -> None:
     card = TaskCard(TID)
     card.render(WatchUpdate(TID, Outcome.WATCHING, parse_task({"task_id": TID, "status": "IN_PROGRESS", "progress": "45%", "action": "IMAGE_TO_VIDEO"}),
                             elapsed=42.0, polls=3, eta=30.0, note=""))
-    assert card.bar.value == pytest.approx(0.45)
+    assert card.bar.value == pytest.approx(0.45) and card.bar.description == "45%"
     assert card.bar.bar_style == "info"
-    assert "IN_PROGRESS" in card.status.value and "45%" in card.status.value and "40s" in card.status.value
-    assert "ETA" in card.status.value
+    assert "IN_PROGRESS" in card.status.value and "<1 min" in card.status.value
+    assert "<1 min left" in card.status.value
     assert "IMAGE_TO_VIDEO" in card.title.value and "3d957031" in card.title.value
     assert card.result.value == "" and card.stop_button.layout.display != "none"
 
@@ -96,7 +96,8 @@ def test_attribute_breaking_url_is_refused() -> None:
     assert "onload" not in video_html(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1))
 
 
-def test_board_header_counts() -> None:
+def test_board_header_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("runway_widgets.views.widget._HEADER_INTERVAL", 0.0)
     ids = [f"task-{i}" for i in range(5)]
     board = TaskBoard(ids)
     ok = parse_task({"task_id": "x", "status": "SUCCESS", "result_url": URL})
@@ -125,9 +126,24 @@ def test_saved_file_is_preferred_for_the_video() -> None:
     assert 'src="videos/a%20b.mp4"' in page and URL.split("?")[0] in page
 
 
-def test_elapsed_words_are_coarse() -> None:
-    assert [elapsed_words(s) for s in (0, 9, 10, 19, 59, 61, 125, 3725)] == ["<10s", "<10s", "10s", "10s", "50s", "1m00s", "2m00s", "1h02m"]
-    assert status_html(WatchUpdate(TID, Outcome.WATCHING, None, 11.0, 1)) == status_html(WatchUpdate(TID, Outcome.WATCHING, None, 19.0, 1))
+def test_elapsed_and_eta_words_are_coarse() -> None:
+    assert [elapsed_words(s) for s in (0, 59, 61, 125, 3725)] == ["<1 min", "<1 min", "1 min", "2 min", "62 min"]
+    assert [eta_words(s) for s in (5, 59, 60, 100, 290)] == ["<1 min left", "<1 min left", "~1 min left", "~2 min left", "~5 min left"]
+    # The status line does not change from poll to poll while nothing readable changes.
+    running = parse_task({"task_id": TID, "status": "IN_PROGRESS", "progress": "10%"})
+    lines = {status_html(WatchUpdate(TID, Outcome.WATCHING, running, t, 1, eta=200 - t)) for t in (3, 12, 21, 33)}
+    assert len(lines) == 1
+
+
+def test_board_header_is_throttled_but_ends_exact() -> None:
+    ids = [f"task-{i}" for i in range(6)]
+    board = TaskBoard(ids)
+    changes: list[str] = []
+    board.header.observe(lambda change: changes.append(change["new"]), names="value")
+    ok = parse_task({"task_id": "x", "status": "SUCCESS", "result_url": URL})
+    for task in ids:  # six rows finishing within a few milliseconds
+        board.render(WatchUpdate(task, Outcome.SUCCEEDED, ok, 1.0, 1))
+    assert len(changes) <= 2 and "6/6 done" in board.header.value
 
 
 def test_terminal_board_non_tty_prints_changes_only_and_strips_escapes() -> None:

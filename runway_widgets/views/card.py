@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from ..snapshot import safe_url
 from ..watch import Outcome, WatchUpdate
-from .text import format_duration, short_id, status_phrase
+from .text import short_id, status_phrase
 
-__all__ = ["COLORS", "color_for", "title_html", "video_html", "status_html", "card_html", "board_html", "board_header", "elapsed_words"]
+__all__ = ["COLORS", "color_for", "title_html", "eta_words", "video_html", "status_html", "card_html", "board_html", "board_header", "elapsed_words"]
 
 # One colour per ending; danger red is never reused for anything hopeful.
 COLORS = {
@@ -46,11 +46,17 @@ def color_for(outcome: Outcome) -> str:
 
 
 def elapsed_words(seconds: float) -> str:
-    """Elapsed time, coarse on purpose: it changes every 10 s at most, so a card sends
-    a message when something visible changed, not on every poll."""
-    if seconds < 60:
-        return f"{int(seconds // 10) * 10}s" if seconds >= 10 else "<10s"
-    return format_duration(seconds - seconds % 60 if seconds >= 3600 else seconds - seconds % 10)
+    """Elapsed time in whole minutes ("<1 min", "3 min").
+
+    Coarse on purpose: a live card sends a message only when something worth reading
+    changed, not on every poll (see benchmarks/kernel.py).
+    """
+    return "<1 min" if seconds < 60 else f"{int(seconds // 60)} min"
+
+
+def eta_words(seconds: float) -> str:
+    """Time left, just as coarse: "<1 min left", "~4 min left"."""
+    return "<1 min left" if seconds < 60 else f"~{int(round(seconds / 60))} min left"
 
 
 def _local_src(path: str) -> str:
@@ -91,16 +97,16 @@ def video_html(update: WatchUpdate, show_video: bool = True, width: int = VIDEO_
 
 
 def status_html(update: WatchUpdate) -> str:
-    """The status line: status, percent, elapsed, ETA, retry note (all escaped)."""
-    snap = update.snapshot
+    """The status line: status, elapsed, time left, retry note (all escaped).
+
+    The percent is not here: the bar shows it, so a progress step changes one widget.
+    """
     color = COLORS[color_for(update.outcome)]
     bits = [f'<b style="color:{color}">{html.escape(status_phrase(update))}</b>']
     if update.outcome is Outcome.WATCHING:
-        if snap is not None and snap.percent is not None:
-            bits.append(f"{snap.percent}%")
         bits.append(elapsed_words(update.elapsed))
         if update.eta is not None:
-            bits.append(f"ETA ~{elapsed_words(update.eta)}")
+            bits.append(eta_words(update.eta))
         if update.note and update.note != status_phrase(update):
             bits.append(f'<span class="rw-note">{html.escape(update.note)}</span>')
     elif update.note and update.outcome is Outcome.SUCCEEDED:
@@ -120,8 +126,10 @@ def _bar(update: WatchUpdate) -> str:
     fraction = snap.progress if snap is not None and snap.progress is not None else 0.0
     color = COLORS[color_for(update.outcome)]
     return (
-        '<div class="rw-bar" style="background:#e0e0e0;border-radius:3px;height:10px;margin:4px 0;max-width:480px">'
+        '<div style="display:flex;align-items:center;gap:6px;max-width:520px;margin:4px 0">'
+        '<div class="rw-bar" style="flex:1;background:#e0e0e0;border-radius:3px;height:10px">'
         f'<div style="width:{fraction * 100:.0f}%;background:{color};height:100%;border-radius:3px"></div></div>'
+        f'<small>{fraction * 100:.0f}%</small></div>'
     )
 
 

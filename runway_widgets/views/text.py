@@ -45,7 +45,9 @@ def status_phrase(update: WatchUpdate) -> str:
         detail = str(update.error) if update.error is not None else update.note
         return f"{_ENDINGS[update.outcome]}: {detail}" if detail else _ENDINGS[update.outcome]
     if snap is None:
-        return "waiting for the task to appear" if update.polls else "connecting"
+        # Before the first answer, or while the only answers were errors (a 429, a 502, no
+        # connection: then a retry is pending), nothing says the task is missing yet.
+        return "waiting for the task to appear" if update.polls and update.retry_in is None else "connecting"
     return snap.status
 
 

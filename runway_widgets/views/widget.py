@@ -9,14 +9,16 @@ unchanged value sends nothing).  Works with ipywidgets 7.6+ and 8.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..watch import Outcome, Watch, WatchUpdate
-from .card import COLORS, board_header, color_for, status_html, title_html, video_html
+from .card import board_header, color_for, status_html, title_html, video_html
 
 __all__ = ["TaskCard", "TaskBoard", "require_ipywidgets"]
 
+_HEADER_INTERVAL = 0.3  # s between board header updates
 _BAR_STYLES = {"running": "info", "succeeded": "success", "failed": "danger", "cancelled": "warning", "stopped": ""}
 
 
@@ -43,28 +45,26 @@ class TaskCard:
         self.task_id = task_id
         self.show_video = show_video
         self._video_source = video_source or (lambda u: video_html(u, show_video))
+        # Classes and layouts are given at construction: set afterwards, each would cost
+        # one more comm message per card (benchmarks/kernel.py counts them).
         self.title = widgets.HTML(value=self._title_html(None))
-        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
-                                         layout=widgets.Layout(width="260px", margin="2px 8px 2px 0"))
-        self.status = widgets.HTML(value=status_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)))
-        self.stop_button = widgets.Button(description="Stop watching", icon="stop", tooltip="Stop polling this task (the task itself goes on)",
-                                          layout=widgets.Layout(width="auto"))
-        self.result = widgets.HTML(value="")
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", description="",
+                                         style={"description_width": "initial"}, _dom_classes=["runway-bar"],
+                                         layout=widgets.Layout(width="300px", margin="2px 8px 2px 0"))
+        self.status = widgets.HTML(value=status_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
+                                   _dom_classes=["runway-status"])
+        self.stop_button = widgets.Button(description="Stop watching", icon="stop", _dom_classes=["runway-stop"],
+                                          tooltip="Stop polling this task (the task itself goes on)",
+                                          layout=widgets.Layout(width="auto", display="none" if foreground else None))
+        self.result = widgets.HTML(value="", _dom_classes=["runway-result"])
         # A click reaches the kernel only between cells: while a foreground cell polls, the
         # button could not work, so it gives way to a hint that does.
-        self.hint = widgets.HTML(value='<small style="color:#757575">interrupt the kernel (&#9632;) to stop waiting</small>')
-        self.hint.layout.display = None if foreground else "none"
-        if foreground:
-            self.stop_button.layout.display = "none"
+        self.hint = widgets.HTML(value='<small style="color:#757575">interrupt the kernel (&#9632;) to stop waiting</small>',
+                                 layout=widgets.Layout(display=None if foreground else "none"))
         row = widgets.HBox([self.bar, self.status, self.stop_button, self.hint],
                            layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        self.root = widgets.VBox([self.title, row, self.result],
-                                 layout=widgets.Layout(border_left="4px solid #1e88e5", padding="2px 8px", margin="2px 0"))
-        self.root.add_class("runway-card")
-        self.bar.add_class("runway-bar")
-        self.status.add_class("runway-status")
-        self.stop_button.add_class("runway-stop")
-        self.result.add_class("runway-result")
+        self.root = widgets.VBox([self.title, row, self.result], _dom_classes=["runway-card"],
+                                 layout=widgets.Layout(border_left="4px solid #cfd8dc", padding="2px 8px", margin="2px 0"))
         self._watch: Watch | None = None
         self.stop_button.on_click(self._on_stop)
         self.last: WatchUpdate | None = None
@@ -85,17 +85,21 @@ class TaskCard:
         self.last = update
         color = color_for(update.outcome)
         snap = update.snapshot
+        # Unchanged values send nothing, and hold_sync folds the bar's changes into one
+        # message: a progress step costs one message, a status change one more.
         with self.bar.hold_sync():
             if snap is not None and snap.progress is not None:
                 self.bar.value = snap.progress
+                self.bar.description = f"{snap.percent}%"
             self.bar.bar_style = _BAR_STYLES[color]
         self.title.value = self._title_html(update)
         self.status.value = status_html(update)
         if update.done:
-            self.stop_button.layout.display = "none"
-            self.hint.layout.display = "none"
+            if self.stop_button.layout.display != "none":
+                self.stop_button.layout.display = "none"
+            if self.hint.layout.display != "none":
+                self.hint.layout.display = "none"
             self.result.value = self._video_source(update)
-            self.root.layout.border_left = f"4px solid {COLORS[color]}"
 
     __call__ = render
 
@@ -107,17 +111,14 @@ class TaskBoard:
                  foreground: bool = False) -> None:
         widgets = require_ipywidgets()
         self.cards = {t: TaskCard(t, show_video, video_source, foreground) for t in task_ids}
-        self.header = widgets.HTML(value=f"<b>0/{len(task_ids)} done</b>")
-        self.stop_all = widgets.Button(description="Stop all", icon="stop", layout=widgets.Layout(width="auto"))
-        self.stop_all.add_class("runway-stop-all")
-        self.header.add_class("runway-board-header")
+        self.header = widgets.HTML(value=f"<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
+        self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
+                                       layout=widgets.Layout(width="auto", display="none" if foreground else None))
         self.stop_all.on_click(lambda _b: [card._on_stop(None) for card in self.cards.values()])
-        if foreground:
-            self.stop_all.layout.display = "none"
         top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
-        self.root = widgets.VBox([top] + [card.root for card in self.cards.values()])
-        self.root.add_class("runway-board")
+        self.root = widgets.VBox([top] + [card.root for card in self.cards.values()], _dom_classes=["runway-board"])
         self._lock = threading.Lock()
+        self._header_at = float("-inf")
 
     def render(self, update: WatchUpdate) -> None:
         """Show ``update`` on its row and refresh the header; safe from any thread."""
@@ -127,8 +128,14 @@ class TaskBoard:
         card.render(update)
         with self._lock:  # several workers may finish rows at once
             updates = [c.last or WatchUpdate(c.task_id, Outcome.WATCHING, None, 0.0, 0) for c in self.cards.values()]
-            self.header.value = f"<b>{board_header(updates)}</b>"
-            if all(u.done for u in updates):
+            finished = all(u.done for u in updates)
+            now = time.monotonic()
+            # Many rows finishing together would change the header many times a second:
+            # at most every 0.3 s, except the final count, which always shows.
+            if finished or now - self._header_at >= _HEADER_INTERVAL:
+                self._header_at = now
+                self.header.value = f"<b>{board_header(updates)}</b>"
+            if finished and self.stop_all.layout.display != "none":
                 self.stop_all.layout.display = "none"
 
     __call__ = render
