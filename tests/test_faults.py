@@ -372,7 +372,7 @@ class Rig:
         card = TaskCard(task)
         statuses: list[str] = []
         bars: list[float] = []
-        card.status.observe(lambda change: statuses.append(change["new"]), names="value")
+        card.body.observe(lambda change: statuses.append(change["new"]), names="value")
         card.bar.observe(lambda change: bars.append(change["new"]), names="value")
         updates: list[WatchUpdate] = []
         options: dict[str, Any] = {"interval": 0.1, "pacing": PACE, "timeout": 60.0, **kwargs}
@@ -401,8 +401,8 @@ def check_succeeded(seen: Seen) -> None:
     assert final.outcome is Outcome.SUCCEEDED and final.note == "" and final.retry_in is None
     card = seen.card
     assert card.bar.bar_style == "success" and card.bar.value == 1.0
-    assert "SUCCESS" in card.status.value
-    assert "<video" in card.result.value and html.escape(seen.result.result_url or "?", quote=True) in card.result.value
+    assert "SUCCESS" in card.body.value
+    assert "<video" in card.body.value and html.escape(seen.result.result_url or "?", quote=True) in card.body.value
     assert card.stop_button.layout.display == "none"
 
 
@@ -414,8 +414,8 @@ def check_ended_red(seen: Seen, outcome: Outcome, kind: type[BaseException], phr
     assert seen.handle.outcome is outcome and seen.updates[-1].outcome is outcome
     card = seen.card
     assert card.bar.bar_style == "danger"
-    assert html.escape(f"{phrase}: {text}") in card.status.value, card.status.value
-    assert card.result.value == "" and card.stop_button.layout.display == "none"
+    assert html.escape(f"{phrase}: {text}") in card.body.value, card.body.value
+    assert "<video" not in card.body.value and card.stop_button.layout.display == "none"
     return text
 
 
@@ -576,7 +576,7 @@ def test_status_going_backwards_while_saving(rig: Rig, tmp_path: Any) -> None:
     assert seen.handle.outcome is Outcome.SUCCEEDED
     snap = seen.handle.snapshot
     assert snap is not None and snap.status == "SUCCESS" and snap.result_url  # not replaced by the regression
-    assert seen.card.bar.bar_style == "success" and "saving failed" in seen.card.status.value
+    assert seen.card.bar.bar_style == "success" and "saving failed" in seen.card.body.value
     assert os.listdir(tmp_path) == []
 
 

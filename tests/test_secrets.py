@@ -363,7 +363,7 @@ def test_api_card_and_logs_never_show_the_key(debug_logs: Everything, tmp_path: 
     for text in exception_texts(created.value) + [registry, *client_reprs]:
         assert_clean(text, "the create call, the registry or a client")
     assert runs["key in action and result URL"].handle.result_url == "https://cdn.example.com/v.mp4?token=[redacted]"
-    assert "Bearer [redacted]" in runs["key in action and result URL"].card.title.value
+    assert "Bearer [redacted]" in runs["key in action and result URL"].card.body.value
 
     assert len(debug_logs.records) > 50
     names = {record.name for record in debug_logs.records}

@@ -96,13 +96,18 @@ def video_html(update: WatchUpdate, show_video: bool = True, width: int = VIDEO_
     return "".join(parts)
 
 
-def status_html(update: WatchUpdate) -> str:
-    """The status line: status, elapsed, time left, retry note (all escaped).
+def status_html(update: WatchUpdate, with_action: bool = False) -> str:
+    """The status line: status, (action,) elapsed, time left, retry note (all escaped).
 
     The percent is not here: the bar shows it, so a progress step changes one widget.
+    The live card shows the action here (its title never changes); the static card has
+    it in the title.
     """
     color = COLORS[color_for(update.outcome)]
     bits = [f'<b style="color:{color}">{html.escape(status_phrase(update))}</b>']
+    snap = update.snapshot
+    if with_action and snap is not None and snap.action:
+        bits.append(html.escape(snap.action))
     if update.outcome is Outcome.WATCHING:
         bits.append(elapsed_words(update.elapsed))
         if update.eta is not None:
@@ -115,6 +120,7 @@ def status_html(update: WatchUpdate) -> str:
 
 
 def title_html(update: WatchUpdate) -> str:
+    """"Runway task 3d957031… · ACTION" (the action once known)."""
     snap = update.snapshot
     action = f" · {html.escape(snap.action)}" if snap is not None and snap.action else ""
     return (f'<span class="rw-title">Runway task <code title="{html.escape(update.task_id, quote=True)}">'

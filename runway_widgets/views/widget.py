@@ -37,7 +37,12 @@ def require_ipywidgets() -> Any:
 
 
 class TaskCard:
-    """A live card: title, progress bar, status line, Stop button, and the video when done."""
+    """A live card: title and Stop button, progress bar, then status line and video in one body.
+
+    Status and result share one HTML widget and the title never changes, so the card
+    costs about one comm message per visible change and three at the end (bar, body,
+    Stop button); benchmarks/kernel.py counts them.
+    """
 
     def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
                  foreground: bool = False) -> None:
@@ -46,24 +51,24 @@ class TaskCard:
         self.show_video = show_video
         self._video_source = video_source or (lambda u: video_html(u, show_video))
         # Classes and layouts are given at construction: set afterwards, each would cost
-        # one more comm message per card (benchmarks/kernel.py counts them).
-        self.title = widgets.HTML(value=self._title_html(None))
-        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", description="",
-                                         style={"description_width": "initial"}, _dom_classes=["runway-bar"],
-                                         layout=widgets.Layout(width="300px", margin="2px 8px 2px 0"))
-        self.status = widgets.HTML(value=status_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
-                                   _dom_classes=["runway-status"])
+        # one more comm message per card.
+        self.title = widgets.HTML(value=title_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
+                                  _dom_classes=["runway-title"])
         self.stop_button = widgets.Button(description="Stop watching", icon="stop", _dom_classes=["runway-stop"],
                                           tooltip="Stop polling this task (the task itself goes on)",
                                           layout=widgets.Layout(width="auto", display="none" if foreground else None))
-        self.result = widgets.HTML(value="", _dom_classes=["runway-result"])
         # A click reaches the kernel only between cells: while a foreground cell polls, the
         # button could not work, so it gives way to a hint that does.
         self.hint = widgets.HTML(value='<small style="color:#757575">interrupt the kernel (&#9632;) to stop waiting</small>',
                                  layout=widgets.Layout(display=None if foreground else "none"))
-        row = widgets.HBox([self.bar, self.status, self.stop_button, self.hint],
-                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        self.root = widgets.VBox([self.title, row, self.result], _dom_classes=["runway-card"],
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", description="",
+                                         style={"description_width": "initial"}, _dom_classes=["runway-bar"],
+                                         layout=widgets.Layout(width="360px", max_width="100%"))
+        self.body = widgets.HTML(value=self._body_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
+                                 _dom_classes=["runway-body"])
+        top = widgets.HBox([self.title, self.stop_button, self.hint],
+                           layout=widgets.Layout(align_items="center", flex_flow="row wrap", grid_gap="8px"))
+        self.root = widgets.VBox([top, self.bar, self.body], _dom_classes=["runway-card"],
                                  layout=widgets.Layout(border_left="4px solid #cfd8dc", padding="2px 8px", margin="2px 0"))
         self._watch: Watch | None = None
         self.stop_button.on_click(self._on_stop)
@@ -77,13 +82,14 @@ class TaskCard:
         if self._watch is not None:
             self._watch.stop("Stopped from the card.")
 
-    def _title_html(self, update: WatchUpdate | None) -> str:
-        return title_html(update or WatchUpdate(self.task_id, Outcome.WATCHING, None, 0.0, 0))
+    def _body_html(self, update: WatchUpdate) -> str:
+        result = self._video_source(update) if update.done else ""
+        return (f'<div class="runway-status">{status_html(update, with_action=True)}</div>'
+                f'<div class="runway-result">{result}</div>')
 
     def render(self, update: WatchUpdate) -> None:
         """Show ``update``; safe to call from any thread (it only assigns traits)."""
         self.last = update
-        color = color_for(update.outcome)
         snap = update.snapshot
         # Unchanged values send nothing, and hold_sync folds the bar's changes into one
         # message: a progress step costs one message, a status change one more.
@@ -91,15 +97,12 @@ class TaskCard:
             if snap is not None and snap.progress is not None:
                 self.bar.value = snap.progress
                 self.bar.description = f"{snap.percent}%"
-            self.bar.bar_style = _BAR_STYLES[color]
-        self.title.value = self._title_html(update)
-        self.status.value = status_html(update)
+            self.bar.bar_style = _BAR_STYLES[color_for(update.outcome)]
+        self.body.value = self._body_html(update)
         if update.done:
-            if self.stop_button.layout.display != "none":
-                self.stop_button.layout.display = "none"
-            if self.hint.layout.display != "none":
-                self.hint.layout.display = "none"
-            self.result.value = self._video_source(update)
+            for widget in (self.stop_button, self.hint):
+                if widget.layout.display != "none":
+                    widget.layout.display = "none"
 
     __call__ = render
 
