@@ -298,11 +298,12 @@ def _tick_delay(pacer: PacerState, config: PacingConfig, now: float) -> float | 
     moving = _moving(pacer, period, now)
     if pacer.state is not TaskState.RUNNING:
         # Waiting: one look per tick, with a probe just before it so that the start of
-        # the run lands in a sharp bracket.  For the first two periods also one between
+        # the run lands in a sharp bracket.  For the first two periods also looks between
         # ticks: on a server that does not tick, a short queue's end shows there (off the
-        # predicted tick) at most half a period late, and a demo's card does not sit frozen.
+        # predicted tick) a third to half a period late, and a demo's card does not sit frozen.
         waited = now - (pacer.state_since if pacer.state_since is not None else now)
-        plan = ([-period / 2] if waited < 2 * period else []) + [-_PROBE, after]
+        between = [-2 * period / 3, -period / 3] if waited < period else [-period / 2] if waited < 2 * period else []
+        plan = between + [-_PROBE, after]
     elif moving:
         # Every tick brings a change: halve a wide window with a poll in its middle; if
         # the change does not show just after the window, the tick is late: look again
