@@ -32,6 +32,7 @@ from .client import Client
 from .errors import (
     ApiError,
     AuthenticationError,
+    BadRequestError,
     ConfigError,
     DownloadError,
     GaveUpError,
@@ -75,6 +76,7 @@ __all__ = [
     "ConfigError",
     "ApiError",
     "AuthenticationError",
+    "BadRequestError",
     "TaskNotFoundError",
     "RateLimitedError",
     "ServerError",

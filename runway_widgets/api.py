@@ -42,6 +42,7 @@ _clients: dict[tuple[str, int, str], Client] = {}
 _live: dict[tuple[str, int, str], Watch] = {}
 _recent: OrderedDict[int, Watch] = OrderedDict()  # every watch, newest last, bounded
 _RECENT_MAX = 500
+DEFAULT_SAVE_DIR = "runway_videos/"
 _downloads: WorkerPool | None = None
 
 
@@ -70,7 +71,7 @@ def watch(
     pacing: PacingConfig | None = None,
     not_found_grace: float = 30.0,
     give_up_after: float = 120.0,
-    save: str | os.PathLike[str] | None = None,
+    save: str | os.PathLike[str] | bool | None = None,
     on_update: Callable[[WatchUpdate], Any] | None = None,
     scheduler: Scheduler | None = None,
 ) -> Watch:
@@ -92,6 +93,8 @@ def watch(
         Seconds of uninterrupted transient errors before the watch gives up.
     save:
         A file or folder: the video is downloaded there when the task succeeds.
+        ``True`` means the folder ``runway_videos/`` beside the notebook (the working
+        directory); a saved card then plays the local copy after the URL has expired.
     on_update:
         Called with a :class:`WatchUpdate` after every poll, on a background thread.
 
@@ -116,7 +119,9 @@ def watch(
                              give_up_after=float(give_up_after), pacing=config)
     sched = scheduler or get_scheduler()
     handle = Watch(task_id, client, settings, clock=sched.clock)
-    if save is not None:
+    if save is True:
+        save = DEFAULT_SAVE_DIR
+    if save is not None and save is not False:
         handle.finisher = _saver(save)
     if on_update is not None:
         handle.on_update(on_update)

@@ -22,6 +22,7 @@ from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
 from .scheduler import shutdown_scheduler
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
+from .views.widget import require_ipywidgets
 from .watch import Watch
 
 __all__ = ["RunwayMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -47,7 +48,8 @@ class RunwayMagics(Magics):
               help="stop watching a task that has not finished after this long (default 1800)")
     @argument("--interval", type=_positive, default=None, metavar="SECONDS",
               help="poll on a fixed interval instead of adaptively")
-    @argument("--save", metavar="PATH_OR_DIR", help="download each finished video to this file or folder")
+    @argument("--save", nargs="?", const="runway_videos/", metavar="PATH_OR_DIR",
+              help="download each finished video to this file or folder (alone: runway_videos/)")
     @argument("--wait", action="store_true", help="block the cell until done (the card keeps moving); for Run All")
     @argument("--foreground", action="store_true", help="same as --wait (the default in Colab and terminal IPython)")
     @argument("--background", action="store_true", help="return at once and update the card in the background (the default in Jupyter)")
@@ -76,6 +78,8 @@ class RunwayMagics(Magics):
         if args.demo_fail and args.demo is None:
             raise UsageError("--demo-fail only goes with --demo.")
         try:
+            if in_kernel(self.shell):
+                require_ipywidgets()  # before any task is created or watched
             client, task_ids = self._client_and_ids(args)
             save = args.save
             if save is None and args.demo is not None:

@@ -300,6 +300,20 @@ def test_save_to_a_file_path(sim: Simulator, client: Client, tmp_path: Path) -> 
     assert os.listdir(target.parent) == ["clip.mp4"]
 
 
+def test_save_true_uses_the_default_folder_and_the_card_points_at_it(sim: Simulator, client: Client, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from runway_widgets.views.card import card_html
+
+    monkeypatch.chdir(tmp_path)
+    task = sim.add_task(FAKE_KEY, quick())
+    handle = watch(task, client=client, interval=0.1, save=True)
+    handle.wait(timeout=10)
+    saved = tmp_path / "runway_videos" / f"{task}.mp4"
+    assert saved.read_bytes() == DEMO_PATH.read_bytes()
+    page = card_html(handle.update())
+    assert f'src="runway_videos/{task}.mp4"' in page  # the saved card plays the local copy
+
+
 def test_failed_save_is_reported_but_the_task_succeeded(sim: Simulator, client: Client, tmp_path: Path) -> None:
     task = sim.add_task(FAKE_KEY, instant())
     sim.inject(Fault("html200", path="/media/"))

@@ -177,3 +177,22 @@ def test_interrupting_a_foreground_watch_stops_it(shell: InteractiveShell, sim: 
         timer.cancel()
     handle = runway_widgets.recent_watches()[-1]
     assert handle.done() and handle.outcome is runway_widgets.Outcome.STOPPED
+
+
+def test_too_old_ipywidgets_is_one_sentence_and_nothing_starts(shell: InteractiveShell, sim: Simulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipywidgets
+
+    monkeypatch.setattr(ipywidgets, "__version__", "7.5.1")
+    monkeypatch.setattr(shell, "kernel", object(), raising=False)  # look like a Jupyter kernel
+    task = sim.add_task(FAKE_KEY, Timeline.fast())
+    with pytest.raises(UsageError, match=r"ipywidgets 7\.5\.1 is too old: run  %pip install 'ipywidgets>=7\.6'"):
+        shell.run_line_magic("runway_watch", task)
+    assert runway_widgets.live_watches() == [] and sim.requests_for(task) == []
+
+
+def test_save_alone_means_the_default_folder(shell: InteractiveShell, sim: Simulator, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    task = sim.add_task(FAKE_KEY, Timeline.fast())
+    handle = shell.run_line_magic("runway_watch", f"{task} --save")
+    assert handle.saved_path and (tmp_path / "runway_videos" / f"{task}.mp4").is_file()
