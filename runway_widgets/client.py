@@ -8,11 +8,12 @@ The key travels only in the Authorization header of API calls, never on a redire
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 import time
 from typing import Any, Callable, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 import urllib3
@@ -310,7 +311,7 @@ class Client:
 
 
 def _key_forms(key: str) -> list[bytes]:
-    """The key as bytes, raw and as JSON encoders may escape it, longest first."""
+    """The key as bytes, raw and as servers may escape it when echoing it, longest first."""
     ascii_json = json.dumps(key)[1:-1]
     forms = {
         key,
@@ -318,6 +319,10 @@ def _key_forms(key: str) -> list[bytes]:
         ascii_json,
         ascii_json.replace("/", "\\/"),  # PHP-style escaped slashes
         ascii_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),  # Go
+        quote(key, safe=""),  # in a URL (a result URL "signed" with it)
+        quote_plus(key, safe=""),
+        html.escape(key),  # in an HTML error page
+        html.escape(key, quote=False),
     }
     # A key shorter than 6 characters is no secret, and scrubbing it would mangle every
     # answer that happens to contain those letters.

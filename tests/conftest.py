@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Iterator
@@ -14,6 +15,12 @@ from runway_widgets.scheduler import shutdown_scheduler
 from runway_widgets.simulator import Simulator, Timeline
 
 FAKE_KEY = "test-key-not-secret"
+
+# A CI runner may start us as a background job of a non-interactive shell, which ignores
+# SIGINT: Ctrl-C tests (interrupt_main, SIGINT to a child) would then test nothing.  Put
+# Python's handler back; children then get the default disposition on exec too.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

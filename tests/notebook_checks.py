@@ -142,14 +142,17 @@ def saved_cards(state: dict[str, Any], root_id: str) -> dict[str, dict[str, Any]
         model = state[stack.pop()]
         kids = _children(model)
         if "runway-card" in model["state"].get("_dom_classes", []):
-            title, row, result = (state[k] for k in kids[:3])
+            # The card: [HBox(title, Stop, hint), bar, body (status line + result)].
+            top, bar, body = (state[k] for k in kids[:3])
+            title = state[_children(top)[0]]
             match = re.search(r'title="([^"]+)"', title["state"]["value"])
             assert match, title["state"]["value"]
-            bar, status = (state[k] for k in _children(row)[:2])
             assert bar["model_name"] == "FloatProgressModel", bar["model_name"]
+            text = body["state"].get("value", "")
+            status, _, result = text.partition('<div class="runway-result">')
             cards[html.unescape(match.group(1))] = {
                 "value": bar["state"].get("value"), "bar_style": bar["state"].get("bar_style"),
-                "status": status["state"].get("value", ""), "result": result["state"].get("value", ""),
+                "status": status, "result": result,
             }
         else:
             stack.extend(k for k in kids if k in state)

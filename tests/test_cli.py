@@ -117,7 +117,9 @@ def quick_sim() -> Iterator[Simulator]:
 
 
 def test_exit_0_success_one_line_per_change(quick_sim: Simulator) -> None:
-    task = quick_sim.add_task(FAKE_KEY, quick(progress_style="jump", run_for=0.4))
+    # Long enough that a slow start of the subprocess on a loaded machine still leaves
+    # many polls of an unchanged task (the point: one line per change, not per poll).
+    task = quick_sim.add_task(FAKE_KEY, quick(progress_style="jump", queued_for=0.5, run_for=3.0))
     result = run([task, "--interval", "0.1"], quick_sim.base_url)
     assert result.code == 0, result
     assert result.err == ""

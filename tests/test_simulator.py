@@ -597,7 +597,8 @@ def test_simulator_imports_nothing_else_from_the_package() -> None:
 def test_standalone_main_prints_its_url_and_stops_on_sigint() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "runway_widgets.simulator", "--port", "0", "--demo"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=SIM_DIR.parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            cwd=SIM_DIR.parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            start_new_session=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -608,7 +609,7 @@ def test_standalone_main_prints_its_url_and_stops_on_sigint() -> None:
         answer = create(match.group(1), key="sk-anything")
         assert answer.status == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert proc.wait(timeout=15) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
