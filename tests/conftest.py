@@ -8,6 +8,7 @@ import time
 from typing import Iterator
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 import runway_widgets
 from runway_widgets import api
@@ -32,6 +33,20 @@ def sim() -> Iterator[Simulator]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> Iterator[InteractiveShell]:
+    """A real IPython shell (no kernel) with the extension loaded, pointed at ``sim``."""
+    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
+    monkeypatch.setenv("COMETAPI_BASE_URL", sim.base_url)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "runway_widgets")
+    try:
+        yield ip
+    finally:
+        ip.run_line_magic("unload_ext", "runway_widgets")
+        ip.user_ns.pop("h", None)
 
 
 @pytest.fixture

@@ -176,16 +176,6 @@ def part_file_growing(folder: Path, at_least: int = 1_000_000) -> Callable[[], b
     return check
 
 
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-    monkeypatch.setenv("COMETAPI_BASE_URL", sim.base_url)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "runway_widgets")
-    try:
-        yield ip
-    finally:
-        ip.run_line_magic("unload_ext", "runway_widgets")
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------------------------

@@ -20,17 +20,6 @@ from runway_widgets.simulator import Simulator, Timeline
 FAKE_KEY = "test-key-not-secret"  # made up; the simulator accepts any key
 
 
-@pytest.fixture
-def shell(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
-    monkeypatch.setenv("COMETAPI_BASE_URL", sim.base_url)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "runway_widgets")
-    try:
-        yield ip
-    finally:
-        ip.run_line_magic("unload_ext", "runway_widgets")
-        ip.user_ns.pop("h", None)
 
 
 def _ours() -> list[str]:
