@@ -263,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     first, last = (5.0, 9.0) if args.quick else (20.0, 40.0)
     rng = random.Random(args.seed)
 
-    from jupyter_client import KernelManager
 
     from runway_widgets.simulator import Simulator, Timeline
 

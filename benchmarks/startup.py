@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "IPYTHONDIR": ipython_dir,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(common.REPO), os.environ.get("PYTHONPATH")]))}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for name, (setup, stmt, check) in VARIANTS.items():  # warm the page cache and .pyc files
+        for setup, stmt, check in VARIANTS.values():  # warm the page cache and .pyc files
             run_once(setup, stmt, check, env)
         inproc: dict[str, list[float]] = {name: [] for name in VARIANTS}
         wall: dict[str, list[float]] = {name: [] for name in VARIANTS}

@@ -122,9 +122,10 @@ class RunwayMagics(Magics):
 
     def _present(self, watches: list[Watch], args: Any) -> Any:
         foreground = args.wait or args.foreground or (not args.background and (in_colab() or not in_kernel(self.shell)))
+        count = getattr(self.shell, "execution_count", None)
         for handle in watches:
             # Displaying the returned handle in this same cell shows nothing: the card is the display.
-            handle._shown_in = self.shell.execution_count  # type: ignore[attr-defined]
+            handle._shown_in = count  # type: ignore[attr-defined]
         if not in_kernel(self.shell):
             result = self._present_terminal(watches, foreground)
             # Terminal IPython prints "Out[n]:" for any non-None result, even one that

@@ -16,6 +16,7 @@ clock and an :class:`InlineExecutor` no thread and no real sleep is involved.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -145,7 +146,7 @@ class Scheduler:
         for watch in expired:
             watch._expire()
         for watch in due:
-            self._executor.submit(lambda w=watch: self._run(w))
+            self._executor.submit(functools.partial(self._run, watch))
         if due or expired:
             # Inline executors have already rescheduled; threaded ones will wake us.
             with self._lock:

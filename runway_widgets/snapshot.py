@@ -280,7 +280,8 @@ def parse_task(payload: object, task_id: str = "") -> TaskSnapshot | None:
     task = _task_object(payload)
     if task is None:
         return None
-    inner = task.get("data") if isinstance(task.get("data"), Mapping) else {}
+    raw_inner = task.get("data")
+    inner: Mapping[str, Any] = raw_inner if isinstance(raw_inner, Mapping) else {}
     raw_status = task.get("status")
     if raw_status in (None, ""):
         raw_status = inner.get("status")

@@ -34,7 +34,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, quote_plus

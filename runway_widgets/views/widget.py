@@ -117,11 +117,15 @@ class TaskBoard:
         self.header = widgets.HTML(value=f"<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
         self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
-        self.stop_all.on_click(lambda _b: [card._on_stop(None) for card in self.cards.values()])
+        self.stop_all.on_click(self._stop_all)
         top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
         self.root = widgets.VBox([top] + [card.root for card in self.cards.values()], _dom_classes=["runway-board"])
         self._lock = threading.Lock()
         self._header_at = float("-inf")
+
+    def _stop_all(self, _button: Any) -> None:
+        for card in self.cards.values():
+            card._on_stop(None)
 
     def render(self, update: WatchUpdate) -> None:
         """Show ``update`` on its row and refresh the header; safe from any thread."""
