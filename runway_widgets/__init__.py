@@ -47,6 +47,7 @@ from .errors import (
     WatchTimeoutError,
 )
 from .policy import PacingConfig
+from .scheduler import set_request_budget
 from .snapshot import TaskSnapshot, TaskState, parse_task
 from .watch import Outcome, Watch, WatchUpdate
 
@@ -72,6 +73,7 @@ __all__ = [
     "parse_task",
     "PacingConfig",
     "RequestBudget",
+    "set_request_budget",
     "RunwayWidgetsError",
     "ConfigError",
     "ApiError",

@@ -30,7 +30,7 @@ from .policy import backoff_delay
 from .watch import Watch
 from .workers import WorkerPool
 
-__all__ = ["Scheduler", "get_scheduler", "shutdown_scheduler", "THREAD_NAME"]
+__all__ = ["Scheduler", "get_scheduler", "set_request_budget", "shutdown_scheduler", "THREAD_NAME"]
 
 log = logging.getLogger("runway_widgets")
 THREAD_NAME = "runway-widgets-poller"
@@ -244,6 +244,7 @@ class Scheduler:
 
 _default: Scheduler | None = None
 _default_lock = threading.Lock()
+_default_budget: tuple[float, float] | None = None  # (rate, burst) set by set_request_budget
 
 
 def get_scheduler() -> Scheduler:
@@ -251,8 +252,26 @@ def get_scheduler() -> Scheduler:
     global _default
     with _default_lock:
         if _default is None or _default._closed:
-            _default = Scheduler()
+            budget = RequestBudget(*_default_budget) if _default_budget else RequestBudget()
+            _default = Scheduler(budget=budget)
         return _default
+
+
+def set_request_budget(rate: float, burst: float | None = None) -> None:
+    """Set the process-wide request budget: ``rate`` requests/s, bursts of ``burst`` (default: rate).
+
+    Every watch in the process shares it (default 10/s, bursts of 10).  Takes effect at
+    once for the running poller, and for any poller started later.
+    """
+    global _default_budget
+    new = RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate)))
+    with _default_lock:
+        _default_budget = (new.rate, new.burst)
+        scheduler = _default
+    if scheduler is not None:
+        with scheduler._lock:
+            scheduler.budget = new
+        scheduler._wake.set()
 
 
 def shutdown_scheduler(timeout: float = 2.0) -> None:

@@ -321,3 +321,20 @@ def test_repr_is_one_short_line() -> None:
     sched.step()
     text = repr(w)
     assert "\n" not in text and len(text) < 80 and "45%" in text and "3d957031" in text
+
+
+def test_process_wide_budget_is_configurable() -> None:
+    from runway_widgets.scheduler import get_scheduler, set_request_budget, shutdown_scheduler
+
+    try:
+        set_request_budget(3.0, burst=6)
+        assert (get_scheduler().budget.rate, get_scheduler().budget.burst) == (3.0, 6.0)
+        set_request_budget(25.0)  # a running poller takes the new budget at once
+        assert (get_scheduler().budget.rate, get_scheduler().budget.burst) == (25.0, 25.0)
+        shutdown_scheduler()
+        assert get_scheduler().budget.rate == 25.0  # and so does the next one
+        with pytest.raises(ValueError):
+            set_request_budget(0)
+    finally:
+        set_request_budget(10.0, 10.0)
+        shutdown_scheduler()
