@@ -8,11 +8,9 @@ poll, on that worker thread; a subscriber that raises is logged and detached.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import (
@@ -24,8 +22,9 @@ from .errors import (
     WatchStoppedError,
     WatchTimeoutError,
 )
-from .policy import PacerState, PacingConfig, backoff_delay, estimate_finish, next_delay, observe, observe_absent
+from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
 from .snapshot import TaskSnapshot, TaskState
+from .updates import Outcome, WatchSettings, WatchUpdate
 
 if TYPE_CHECKING:
     from .client import Client
@@ -33,51 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "WatchUpdate", "Watch", "WatchSettings"]
 
 log = logging.getLogger("runway_widgets")
-
-
-class Outcome(str, enum.Enum):
-    """How a watch stands: still watching, or how it ended."""
-
-    WATCHING = "watching"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed out"
-    NOT_FOUND = "not found"
-    GAVE_UP = "gave up"
-    ERROR = "error"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class WatchSettings:
-    """Per-watch limits (float seconds)."""
-
-    timeout: float = 1800.0
-    not_found_grace: float = 30.0
-    give_up_after: float = 120.0
-    pacing: PacingConfig = PacingConfig()
-
-
-@dataclass(frozen=True)
-class WatchUpdate:
-    """What subscribers see after each poll: everything a view needs, nothing secret."""
-
-    task_id: str
-    outcome: Outcome
-    snapshot: TaskSnapshot | None
-    elapsed: float
-    polls: int
-    note: str = ""
-    error: RunwayWidgetsError | None = None
-    eta: float | None = None
-    retry_in: float | None = None
-    saved_path: str | None = None
-
-    @property
-    def done(self) -> bool:
-        """True once the watch has ended, for whatever reason."""
-        return self.outcome is not Outcome.WATCHING
 
 
 class Watch:

@@ -15,7 +15,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from ..snapshot import safe_url
-from ..watch import Outcome, WatchUpdate
+from ..updates import Outcome, WatchUpdate
 from .text import short_id, status_phrase
 
 __all__ = ["COLORS", "color_for", "title_html", "eta_words", "video_html", "status_html", "card_html", "board_html", "board_header", "elapsed_words"]

@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import TextIO
 
-from ..watch import Outcome, WatchUpdate
+from ..updates import Outcome, WatchUpdate
 from .text import format_duration, short_id, status_phrase
 
 __all__ = ["TerminalBoard", "plain"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..watch import Outcome, WatchUpdate
+from ..updates import Outcome, WatchUpdate
 
 __all__ = ["short_id", "format_duration", "status_phrase", "summary_line"]
 

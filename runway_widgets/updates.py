@@ -1,0 +1,61 @@
+"""What a watch reports: its :class:`Outcome`, its limits, and the :class:`WatchUpdate` views read.
+
+Plain values, no behaviour: the views, the CLI and user callbacks depend on this module
+alone, not on how a watch polls.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import RunwayWidgetsError
+from .policy import PacingConfig
+from .snapshot import TaskSnapshot
+
+__all__ = ["Outcome", "WatchSettings", "WatchUpdate"]
+
+
+class Outcome(str, enum.Enum):
+    """How a watch stands: still watching, or how it ended."""
+
+    WATCHING = "watching"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+    NOT_FOUND = "not found"
+    GAVE_UP = "gave up"
+    ERROR = "error"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Per-watch limits (float seconds)."""
+
+    timeout: float = 1800.0
+    not_found_grace: float = 30.0
+    give_up_after: float = 120.0
+    pacing: PacingConfig = PacingConfig()
+
+
+@dataclass(frozen=True)
+class WatchUpdate:
+    """What subscribers see after each poll: everything a view needs, nothing secret."""
+
+    task_id: str
+    outcome: Outcome
+    snapshot: TaskSnapshot | None
+    elapsed: float
+    polls: int
+    note: str = ""
+    error: RunwayWidgetsError | None = None
+    eta: float | None = None
+    retry_in: float | None = None
+    saved_path: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the watch has ended, for whatever reason."""
+        return self.outcome is not Outcome.WATCHING
