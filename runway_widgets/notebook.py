@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import functools
 import os
 import queue
 import sys
@@ -102,16 +103,22 @@ def untrack_cell_context(shell: Any) -> None:
         shell.events.unregister("pre_run_cell", _remember_cell_context)
 
 
+@functools.lru_cache(maxsize=8)
+def _data_uri(path: str, size: int, mtime: float) -> str:
+    # Cached: the live card and the final static bundle both need it (size and mtime in
+    # the key, so a rewritten file is read again).
+    with open(path, "rb") as handle:
+        return "data:video/mp4;base64," + base64.b64encode(handle.read()).decode("ascii")
+
+
 def _embed_or_local(update: WatchUpdate, show_video: bool) -> str:
     """Result HTML; a small saved file is embedded so the saved notebook plays it anywhere."""
     path = update.saved_path
-    if show_video and path and os.path.isfile(path) and os.path.getsize(path) <= EMBED_LIMIT:
-        with open(path, "rb") as handle:
-            data = base64.b64encode(handle.read()).decode("ascii")
-        # Our own bytes from disk, not a server-provided URL: a data: URI is safe here.
-        inline = f'<video class="rw-video" src="data:video/mp4;base64,{data}" controls preload="metadata" ' \
-                 f'width="480" style="max-width:100%;height:auto;display:block;margin:4px 0"></video>'
-        return inline + video_html(update, show_video=False)
+    if show_video and path and os.path.isfile(path):
+        stat = os.stat(path)
+        if stat.st_size <= EMBED_LIMIT:
+            # Our own bytes from disk, not a server-provided URL: a data: URI is safe here.
+            return video_html(update, show_video, src=_data_uri(path, stat.st_size, stat.st_mtime))
     return video_html(update, show_video)
 
 
@@ -181,7 +188,8 @@ class NotebookView:
                 self._wake.wait(0.25)
                 self._wake.clear()
                 self._drain()
-                if all(w.done() for w in self.watches) and self._queue.empty():
+                # A watch is done only after its last update was queued: nothing is left behind.
+                if all(w.done() for w in self.watches):
                     self._drain()
                     break
         except KeyboardInterrupt:

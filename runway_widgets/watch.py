@@ -25,6 +25,7 @@ from .errors import (
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
 from .snapshot import TaskSnapshot, TaskState
 from .updates import Outcome, WatchSettings, WatchUpdate
+from .views.text import short_id
 
 if TYPE_CHECKING:
     from .client import Client
@@ -105,7 +106,7 @@ class Watch:
 
     def __repr__(self) -> str:
         snap = self._snapshot
-        short = self.task_id if len(self.task_id) <= 13 else self.task_id[:8] + "…"
+        short = short_id(self.task_id)
         status = snap.status if snap is not None else "not seen yet"
         pct = f" {snap.percent}%" if snap is not None and snap.percent is not None else ""
         return f"<Watch {short} {self._outcome.value}: {status}{pct}>"

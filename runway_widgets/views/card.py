@@ -68,8 +68,12 @@ def _local_src(path: str) -> str:
     return quote(rel.replace(os.sep, "/"))
 
 
-def video_html(update: WatchUpdate, show_video: bool = True, width: int = VIDEO_WIDTH) -> str:
-    """The result area: a ``<video controls>`` (never autoplay) and a link, or ''."""
+def video_html(update: WatchUpdate, show_video: bool = True, src: str | None = None) -> str:
+    """The result area: a ``<video controls>`` (never autoplay) and a link, or ''.
+
+    ``src`` overrides the player's source with one of our own making (an embedded copy);
+    server-provided URLs never go there.
+    """
     snap = update.snapshot
     if update.outcome is not Outcome.SUCCEEDED or snap is None:
         return ""
@@ -79,12 +83,15 @@ def video_html(update: WatchUpdate, show_video: bool = True, width: int = VIDEO_
         return f'<div class="rw-result rw-no-url">Finished, but {html.escape(reason)}.</div>'
     href = html.escape(url, quote=True)
     # A saved copy outlives the signed URL (which expires within a day or two).
-    src = html.escape(_local_src(update.saved_path), quote=True) if update.saved_path else href
+    if src is not None:
+        src = html.escape(src, quote=True)
+    else:
+        src = html.escape(_local_src(update.saved_path), quote=True) if update.saved_path else href
     parts = ['<div class="rw-result">']
     if show_video:
         parts.append(
             f'<video class="rw-video" src="{src}" controls preload="metadata" playsinline '
-            f'width="{width}" style="max-width:100%;height:auto;display:block;margin:4px 0"></video>'
+            f'width="{VIDEO_WIDTH}" style="max-width:100%;height:auto;display:block;margin:4px 0"></video>'
         )
     parts.append(f'<a class="rw-link" href="{href}" target="_blank" rel="noopener noreferrer">Open video</a>')
     if update.saved_path:
