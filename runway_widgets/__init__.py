@@ -29,6 +29,7 @@ from .api import (
 )
 from .budget import RequestBudget
 from .client import Client
+from .config import configure
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -60,6 +61,7 @@ __all__ = [
     "Outcome",
     "Client",
     "get_client",
+    "configure",
     "live_watches",
     "recent_watches",
     "stop_all",

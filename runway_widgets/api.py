@@ -9,17 +9,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable
 
 from .client import Client
-from .config import Secret, resolve_base_url, resolve_key, validate_task_id
+from .config import Secret, default_save, resolve_base_url, resolve_key, validate_save, validate_task_id
 from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
+from .expiry import is_expired
 from .policy import PacingConfig
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
-from .watch import Watch, WatchSettings, WatchUpdate
+from .watch import Outcome, Watch, WatchSettings, WatchUpdate
 from .workers import WorkerPool
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "recent_watches",
     "stop_all",
     "wait_all",
+    "refresh_result",
     "create_text_to_video",
     "create_image_to_video",
     "create_video_to_video",
@@ -95,6 +98,8 @@ def watch(
         A file or folder: the video is downloaded there when the task succeeds.
         ``True`` means the folder ``runway_videos/`` beside the notebook (the working
         directory); a saved card then plays the local copy after the URL has expired.
+        ``None`` (the default) means the folder set with :func:`configure` or
+        ``$RUNWAY_WIDGETS_SAVE``, if any; ``False`` means do not save.
     on_update:
         Called with a :class:`WatchUpdate` after every poll, on a background thread.
 
@@ -110,6 +115,7 @@ def watch(
         raise ConfigError("give_up_after must be a number of seconds, 0 or more.")
     if not_found_grace is None or not not_found_grace >= 0:
         raise ConfigError("not_found_grace must be a number of seconds, 0 or more.")
+    destination = DEFAULT_SAVE_DIR if save is True else default_save() if save is None else validate_save(save)
     client = client or get_client(api_key, base_url)
     config = pacing or PacingConfig()
     if interval is not None:
@@ -119,10 +125,8 @@ def watch(
                              give_up_after=float(give_up_after), pacing=config)
     sched = scheduler or get_scheduler()
     handle = Watch(task_id, client, settings, clock=sched.clock)
-    if save is True:
-        save = DEFAULT_SAVE_DIR
-    if save is not None and save is not False:
-        handle.finisher = _saver(save)
+    if destination is not None:
+        handle.finisher = _saver(destination)
     if on_update is not None:
         handle.on_update(on_update)
     key = (client.base_url, client.key_fingerprint, task_id)
@@ -204,6 +208,29 @@ def _saver(destination: str | os.PathLike[str]) -> Callable[[Watch, TaskSnapshot
         _download_pool().submit(job)
 
     return finish
+
+
+def refresh_result(handle: Watch, *, max_wait: float = 10.0) -> bool:
+    """Give a finished watch a fresh result URL if the one it has expired; True if it did.
+
+    Only for a success whose video was not saved here (a saved copy plays without the URL)
+    and whose URL says it has expired (see :mod:`runway_widgets.expiry`).  The request is
+    one poll of the task, spent from the shared request budget like every other; if it
+    fails, the watch keeps what it had and the caller shows that.
+    """
+    snap = handle.snapshot
+    if handle.outcome is not Outcome.SUCCEEDED or snap is None or not snap.result_url:
+        return False
+    if handle.saved_path and os.path.isfile(handle.saved_path):
+        return False
+    if not is_expired(snap.result_url, time.time()):
+        return False
+    try:
+        fresh = get_scheduler().fetch_now(handle.client, handle.task_id, max_wait=max_wait)
+    except RunwayWidgetsError as exc:
+        log.info("runway_widgets: could not refresh the result URL of %s: %s", handle.task_id, exc)
+        return False
+    return handle.accept_fresh_result(fresh)
 
 
 def live_watches() -> list[Watch]:

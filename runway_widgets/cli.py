@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up after this long with nothing but transport/server errors (default: 120)")
     parser.add_argument("--not-found-grace", type=float, default=30.0, metavar="SECONDS",
                         help="how long a fresh task id may read task_not_exist before it counts as not found (default: 30)")
-    parser.add_argument("--save", metavar="PATH", help="download each finished video to PATH (a file, or a folder)")
+    parser.add_argument("--save", metavar="PATH", help="download each finished video to PATH (a file, or a folder; "
+                                                       "default: $RUNWAY_WIDGETS_SAVE if set)")
+    parser.add_argument("--no-save", action="store_true", help="do not save, even if $RUNWAY_WIDGETS_SAVE is set")
     parser.add_argument("--json", action="store_true", help="print one JSON line per task with its final state")
     parser.add_argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
     parser.add_argument("--demo", action="store_true", help="start the built-in simulator, create a task on it and watch it (no key needed)")
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress_stream = sys.stderr if args.json else sys.stdout
     try:
         with ExitStack() as stack:
+            if args.no_save and args.save is not None:
+                raise ConfigError("Choose one of --save and --no-save.")
             if args.demo:
                 if args.task_ids:
                     raise ConfigError("--demo creates its own task; do not pass task ids with it.")
@@ -98,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             show = not args.json or progress_stream.isatty()
             board = TerminalBoard(task_ids, progress_stream) if show else None
             watches = [
-                watch(t, client=client, timeout=args.timeout, interval=args.interval, save=args.save,
+                watch(t, client=client, timeout=args.timeout, interval=args.interval,
+                      save=False if args.no_save else args.save,
                       give_up_after=args.give_up_after, not_found_grace=args.not_found_grace, on_update=board)
                 for t in task_ids
             ]

@@ -24,11 +24,16 @@ __all__ = [
     "is_loopback_host",
     "check_key_transport",
     "MISSING_KEY_HELP",
+    "SAVE_ENV",
+    "configure",
+    "default_save",
+    "validate_save",
 ]
 
 DEFAULT_BASE_URL = "https://api.cometapi.com"
 KEY_ENV = "COMETAPI_KEY"
 BASE_URL_ENV = "COMETAPI_BASE_URL"
+SAVE_ENV = "RUNWAY_WIDGETS_SAVE"
 MISSING_KEY_HELP = (
     "No API key: set the COMETAPI_KEY environment variable (or a Colab secret named "
     "COMETAPI_KEY), or try the built-in simulator with --demo."
@@ -156,3 +161,61 @@ def validate_task_id(value: object) -> str:
             f"The task id {text[:40]!r} has characters a task id never has (letters, digits, '-', '_', '.', ':' only)."
         )
     return text
+
+
+# Process-wide defaults set with configure(); a key absent means "not configured here".
+_configured: dict[str, str | None] = {}
+
+
+def validate_save(value: object) -> str | None:
+    """Check a save destination (a folder, or a file name); return it as a string, or None.
+
+    ``None``/``False`` mean "do not save".  Raises :class:`ConfigError` with one sentence
+    for something that cannot be a destination.
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        raise ConfigError("save=True means the default folder; pass a folder name to configure() instead.")
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"save must be a folder or file name, not {type(value).__name__}.")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError("The save folder is empty; give a folder name such as runway_videos/.")
+    if any(ord(ch) < 32 for ch in text):
+        raise ConfigError("The save folder name contains control characters.")
+    path = os.path.expanduser(text)
+    if text.endswith(("/", os.sep)) and os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"The save folder {text!r} is a file, not a folder.")
+    return text
+
+
+def configure(*, save: object = ...) -> None:
+    """Set defaults for every later watch in this process.
+
+    Parameters
+    ----------
+    save:
+        A folder (or file) every watch saves its video to unless told otherwise, so a
+        class or a Colab notebook keeps every result without ``--save`` on each call;
+        ``None`` turns the default off.  Without a call, ``$RUNWAY_WIDGETS_SAVE`` is used
+        when set.
+
+    >>> import runway_widgets as rw
+    >>> rw.configure(save="runway_videos/")
+    """
+    if save is not ...:
+        _configured["save"] = validate_save(save)
+
+
+def default_save() -> str | None:
+    """Where a watch saves when not told: :func:`configure`'s folder, else ``$RUNWAY_WIDGETS_SAVE``."""
+    if "save" in _configured:
+        return _configured["save"]
+    env = os.environ.get(SAVE_ENV, "").strip()
+    if not env:
+        return None
+    try:
+        return validate_save(env)
+    except ConfigError as exc:
+        raise ConfigError(f"{SAVE_ENV}: {exc}") from None

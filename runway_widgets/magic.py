@@ -16,7 +16,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import api
-from .config import KEY_ENV, MISSING_KEY_HELP, resolve_key
+from .config import KEY_ENV, MISSING_KEY_HELP, default_save, resolve_key
 from .errors import RunwayWidgetsError
 from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
 from .scheduler import shutdown_scheduler
@@ -49,7 +49,9 @@ class RunwayMagics(Magics):
     @argument("--interval", type=_positive, default=None, metavar="SECONDS",
               help="poll on a fixed interval instead of adaptively")
     @argument("--save", nargs="?", const="runway_videos/", metavar="PATH_OR_DIR",
-              help="download each finished video to this file or folder (alone: runway_videos/)")
+              help="download each finished video to this file or folder (alone: runway_videos/; "
+                   "default: rw.configure(save=...) or $RUNWAY_WIDGETS_SAVE)")
+    @argument("--no-save", action="store_true", help="do not save, even if a default save folder is set")
     @argument("--wait", action="store_true", help="block the cell until done (the card keeps moving); for Run All")
     @argument("--foreground", action="store_true", help="same as --wait (the default in Colab and terminal IPython)")
     @argument("--background", action="store_true", help="return at once and update the card in the background (the default in Jupyter)")
@@ -81,8 +83,10 @@ class RunwayMagics(Magics):
             if in_kernel(self.shell):
                 require_ipywidgets()  # before any task is created or watched
             client, task_ids = self._client_and_ids(args)
-            save = args.save
-            if save is None and args.demo is not None:
+            if args.no_save and args.save is not None:
+                raise UsageError("Choose one of --save and --no-save.")
+            save = False if args.no_save else args.save
+            if save is None and args.demo is not None and default_save() is None:
                 from .demo import demo_save_dir
 
                 save = demo_save_dir()  # the card then embeds the small file

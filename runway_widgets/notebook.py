@@ -25,9 +25,10 @@ import os
 import queue
 import sys
 import threading
+import time
 import uuid
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from .views.card import board_html, card_html, video_html
 from .views.text import summary_line
@@ -37,7 +38,11 @@ from .watch import Outcome, Watch, WatchUpdate
 __all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "display_watch", "EMBED_LIMIT"]
 
 EMBED_LIMIT = 2 * 1024 * 1024  # saved videos up to this size are embedded, so the notebook carries them
+RECORD_INTERVAL = 2.0  # s between rewrites of a live card's saved-state record
 _views: "weakref.WeakKeyDictionary[Watch, NotebookView]" = weakref.WeakKeyDictionary()
+# Output metadata naming what each output is, for tools (and tests) reading a saved notebook.
+_META_CARD = {"runway_widgets": {"output": "card"}}
+_META_RECORD = {"runway_widgets": {"output": "record"}}
 
 
 def in_colab() -> bool:
@@ -123,50 +128,117 @@ def _embed_or_local(update: WatchUpdate, show_video: bool) -> str:
 
 
 class NotebookView:
-    """One card (one task) or one board (several) in one output area."""
+    """One card (one task) or one board (several) on the page, in as many places as it is shown.
+
+    Each showing is two outputs (a *slot*): the **card** (the live widget) and the
+    **record** (static HTML of the current state).  While the widget is alive, a style
+    inside it hides the record, so the page shows the card once.  If the notebook is
+    saved now and reopened without this kernel, the widget cannot come back (JupyterLab
+    and Notebook 7 then show "Error displaying widget: model not found", whatever else
+    the output holds), but the record can: it reads "45 % when saved" and says how to
+    resume.  When every watch on the view has ended, each card output is replaced by the
+    final static card and each record by an empty output: what stays in the notebook
+    needs no widget model anywhere it is opened.
+    """
 
     def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False) -> None:
+        self.display_key = uuid.uuid4().hex
         self.widget: TaskCard | TaskBoard = (
-            TaskCard(task_ids[0], show_video, self._result_html, foreground) if len(task_ids) == 1
-            else TaskBoard(task_ids, show_video, self._result_html, foreground)
+            TaskCard(task_ids[0], show_video, self._result_html, foreground, css=self._hide_record_css())
+            if len(task_ids) == 1
+            else TaskBoard(task_ids, show_video, self._result_html, foreground, css=self._hide_record_css())
         )
         self.task_ids = task_ids
         self.show_video = show_video
         self.foreground = foreground
-        self.display_id = f"runway-{uuid.uuid4().hex}"
         self._updates: dict[str, WatchUpdate] = {t: WatchUpdate(t, Outcome.WATCHING, None, 0.0, 0) for t in task_ids}
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[WatchUpdate] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._finalized = False
+        self._slots: list[tuple[str, str]] = []  # (card display id, record display id) per showing
+        self._record_shown: tuple[Any, ...] | None = None
+        self._record_at = float("-inf")
         self._fix_context = _needs_context_copy()
         if self._fix_context and _cell_context is None:
             _remember_cell_context()  # we are on the main thread, inside the cell
         self.watches: list[Watch] = []
 
+    @property
+    def record_class(self) -> str:
+        """The CSS class of this view's record outputs."""
+        return f"rw-record-{self.display_key}"
+
+    def _hide_record_css(self) -> str:
+        # Inside the live widget: while it renders, its record (and the record's output
+        # row, where :has() is supported) is hidden, so the card shows once.
+        cls = self.record_class
+        return f"<style>.{cls}{{display:none}} .jp-OutputArea-child:has(.{cls}){{display:none}}</style>"
+
     def _result_html(self, update: WatchUpdate) -> str:
         return _embed_or_local(update, self.show_video)
 
-    # -- main thread ----------------------------------------------------------------------------
+    # -- bundles --------------------------------------------------------------------------------
 
-    def bundle(self) -> dict[str, Any]:
-        """The live widget plus its static card and summary, as a raw mimebundle."""
-        updates = [self._updates[t] for t in self.task_ids]
-        result = self._result_html
-        static = card_html(updates[0], result=result) if len(updates) == 1 else board_html(updates, result=result)
+    def _current(self) -> list[WatchUpdate]:
+        return [self._updates[t] for t in self.task_ids]
+
+    def final_bundle(self) -> dict[str, Any]:
+        """The static card (or board) and its text summary: needs no widget model."""
+        updates = self._current()
+        return static_bundle(updates, self._result_html)
+
+    def live_bundle(self) -> dict[str, Any]:
+        """The widget view, with a plain-text stand-in for front ends without widgets."""
+        what = f"task {self.task_ids[0]}" if len(self.task_ids) == 1 else f"{len(self.task_ids)} tasks"
         return {
             "application/vnd.jupyter.widget-view+json": {
                 "version_major": 2, "version_minor": 0, "model_id": self.widget.root.model_id,
             },
-            "text/html": static,
-            "text/plain": "\n".join(summary_line(u) for u in updates),
+            "text/plain": f"Live Runway card for {what} (it shows with the running kernel).",
         }
 
+    def record_bundle(self) -> dict[str, Any]:
+        """The current state as a saved notebook should show it if the kernel goes away."""
+        updates = self._current()
+        cls = self.record_class
+        # Where the record shows, the live widget is gone: hide the widget's error line
+        # ("model not found") in the output row just above this one.  JupyterLab's widget
+        # renderer puts the class jupyter-widgets on its own node only on that error (a live
+        # view carries it one level down).  :has() needs Chromium 105+, Firefox 121+, Safari 15.4+.
+        css = (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .{cls})"
+               f":has(> .jp-OutputArea-output.jupyter-widgets){{display:none}}</style>")
+        note = ('<div class="rw-saved-note" style="font-size:12px;color:#555">Saved while the watch was running; '
+                "the watch stopped with its kernel. <code>%runway_watch --resume</code> picks it up.</div>")
+        inner = static_bundle(updates, lambda u: "")["text/html"]
+        return {
+            "text/html": f'<div class="rw-record {cls}">{css}{inner}{note}</div>',
+            "text/plain": "\n".join(summary_line(u) for u in updates)
+            + "\n(when saved; %runway_watch --resume picks it up)",
+        }
+
+    # -- main thread ----------------------------------------------------------------------------
+
     def show(self) -> None:
-        """Display the card (main thread only)."""
+        """Display the card (main thread only); a view shown again updates every showing."""
         from IPython.display import display
 
-        display(self.bundle(), raw=True, display_id=self.display_id)
+        with self._lock:
+            finalized = self._finalized
+            if not finalized:
+                slot = (f"runway-{uuid.uuid4().hex}", f"runway-{uuid.uuid4().hex}")
+                self._slots.append(slot)
+        if finalized:
+            display(self.final_bundle(), raw=True, metadata=_META_CARD)
+            return
+        display(self.live_bundle(), raw=True, display_id=slot[0], metadata=_META_CARD)
+        display(self.record_bundle(), raw=True, display_id=slot[1], metadata=_META_RECORD)
+
+    def take(self, update: WatchUpdate) -> None:
+        """Replace what the view knows of one task without rendering (a refreshed result
+        of an ended watch; the next :meth:`show` uses it)."""
+        with self._lock:
+            self._updates[update.task_id] = update
 
     def attach(self, watch: Watch) -> None:
         """Subscribe to ``watch`` (main thread); the card's Stop button stops it."""
@@ -227,14 +299,45 @@ class NotebookView:
             finished = not self._finalized and all(u.done for u in self._updates.values())
             if finished:
                 self._finalized = True
+            record_due = not finished and self._record_due()
+            slots = list(self._slots)
         if finished:
-            self._finalize()
+            self._finalize(slots)
+        elif record_due:
+            self._refresh_records(slots)
 
-    def _finalize(self) -> None:
-        # Replace the output's bundle: same live widget, final static card and summary.
+    def _record_due(self) -> bool:
+        # Called under the lock.  A record update is one display message (not a comm
+        # message) and rewrites the record's HTML: only when what it says changed, and at
+        # most every RECORD_INTERVAL seconds (the next poll carries a skipped change).
+        key = tuple((u.snapshot.status, u.snapshot.percent) if u.snapshot else None for u in self._current())
+        now = time.monotonic()
+        if key == self._record_shown or now - self._record_at < RECORD_INTERVAL:
+            return False
+        self._record_shown, self._record_at = key, now
+        return True
+
+    def _refresh_records(self, slots: list[tuple[str, str]]) -> None:
         from IPython.display import update_display
 
-        update_display(self.bundle(), raw=True, display_id=self.display_id)
+        bundle = self.record_bundle()
+        for _card, record in slots:
+            update_display(bundle, raw=True, display_id=record, metadata=_META_RECORD)
+
+    def _finalize(self, slots: list[tuple[str, str]]) -> None:
+        # Every showing of the card becomes the final static card; every record empties.
+        from IPython.display import update_display
+
+        final = self.final_bundle()
+        for card, record in slots:
+            update_display(final, raw=True, display_id=card, metadata=_META_CARD)
+            update_display({}, raw=True, display_id=record, metadata=_META_RECORD)
+
+
+def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
+    """The static card (one update) or board (several) and its ``text/plain`` summary."""
+    page = card_html(updates[0], result=result) if len(updates) == 1 else board_html(updates, result=result)
+    return {"text/html": page, "text/plain": "\n".join(summary_line(u) for u in updates)}
 
 
 class WatchList(list):  # type: ignore[type-arg]
@@ -268,7 +371,8 @@ def display_watch(watch: Watch) -> None:
     """How a :class:`Watch` displays in IPython.
 
     In the cell whose magic displayed its card: nothing (no second card, no ``Out[n]``
-    noise).  Later: the live card again if it has one, else its one-line repr.
+    noise).  Later: its card again -- live while it runs (and it reaches its final state
+    in this output too), static once ended -- else its one-line repr.
     """
     if _quiet(watch):
         return
@@ -276,7 +380,10 @@ def display_watch(watch: Watch) -> None:
 
     view = _views.get(watch)
     if view is not None:
-        display(view.bundle(), raw=True)
+        from .api import refresh_result
+
+        if refresh_result(watch):  # its signed URL had expired: show the fresh one
+            view.take(watch.update())
+        view.show()
     else:
         display({"text/plain": repr(watch)}, raw=True)
-

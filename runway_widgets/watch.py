@@ -274,6 +274,15 @@ class Watch:
                 self._snapshot = snapshot
         self._finish(Outcome.SUCCEEDED, error, "" if error is None else f"saving failed: {error}")
 
+    def accept_fresh_result(self, snapshot: TaskSnapshot) -> bool:
+        """Take a newer snapshot of a task that has succeeded (a fresh signed URL, for one
+        that expired); anything else leaves the watch as it ended.  Returns True if taken."""
+        with self._lock:
+            if self._outcome is not Outcome.SUCCEEDED or not (snapshot.succeeded and snapshot.result_url):
+                return False
+            self._snapshot = snapshot
+            return True
+
     def _make_update(self) -> WatchUpdate:
         now = self._clock() if self._ended_at is None else self._ended_at
         eta = estimate_finish(self._pacer)

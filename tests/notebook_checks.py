@@ -56,7 +56,8 @@ class WatchCell:
     source: str
     tasks: int
     fail_last: bool
-    cards: list[Any] = field(default_factory=list)  # display_data outputs carrying a widget view
+    cards: list[Any] = field(default_factory=list)  # the card outputs (live widget, then the final static card)
+    records: list[Any] = field(default_factory=list)  # the saved-state records beside them
 
     @property
     def expected(self) -> list[str]:
@@ -77,9 +78,20 @@ def watch_cells(nb: Any) -> list[WatchCell]:
         else:  # explicit ids (possibly $variables): the words that are neither options nor their values
             bare = re.sub(r"--(base-url|save|timeout|interval)\s+\S+", " ", args)
             tasks = len([w for w in bare.split() if not w.startswith("-")])
-        cards = [o for o in cell.outputs if o.output_type == "display_data" and WIDGET_VIEW in o.get("data", {})]
-        found.append(WatchCell(index, src, tasks, "--demo-fail" in args, cards))
+        found.append(WatchCell(index, src, tasks, "--demo-fail" in args, outputs_of(cell, "card"),
+                               outputs_of(cell, "record")))
     return found
+
+
+def role(output: Any) -> str | None:
+    """What a runway_widgets output is ("card" or "record"), from its metadata; else None."""
+    if output.output_type != "display_data":
+        return None
+    return output.get("metadata", {}).get("runway_widgets", {}).get("output")
+
+
+def outputs_of(cell: Any, kind: str) -> list[Any]:
+    return [o for o in cell.outputs if role(o) == kind]
 
 
 def task_lines(text_plain: str) -> list[tuple[str, str, str]]:
@@ -112,10 +124,11 @@ def stray_outputs(nb: Any) -> list[str]:
         src = source_text(cell)
         magics = len(_MAGIC_WATCH.findall(src))
         kinds = [o.output_type for o in cell.outputs]
-        cards = [o for o in cell.outputs if o.output_type == "display_data" and WIDGET_VIEW in o.get("data", {})]
-        others = [o for o in cell.outputs if o.output_type == "display_data" and WIDGET_VIEW not in o.get("data", {})]
-        if len(cards) != magics:
-            problems.append(f"cell {index} has {len(cards)} card(s) for {magics} %runway_watch: {src[:60]!r}")
+        cards, records = outputs_of(cell, "card"), outputs_of(cell, "record")
+        others = [o for o in cell.outputs if o.output_type == "display_data" and role(o) is None]
+        if len(cards) != magics or len(records) != magics:
+            problems.append(f"cell {index} has {len(cards)} card(s) and {len(records)} record(s) "
+                            f"for {magics} %runway_watch: {src[:60]!r}")
         if others and "%runway_tasks" not in src:
             problems.append(f"cell {index} has {len(others)} unexpected display_data: {src[:60]!r}")
         if kinds.count("execute_result") > 1:
@@ -124,51 +137,26 @@ def stray_outputs(nb: Any) -> list[str]:
             problems.append(f"cell {index} has a stream output but prints nothing: {src[:60]!r}")
         for out in others:
             text = out.get("data", {}).get("text/html", "")
-            if "rw-card" in text:
-                problems.append(f"cell {index} has a card outside a widget output")
+            if "rw-card" in text or WIDGET_VIEW in out.get("data", {}):
+                problems.append(f"cell {index} has a card outside a card output")
     return problems
 
 
-def _children(model: dict[str, Any]) -> list[str]:
-    return [c[len("IPY_MODEL_"):] for c in model["state"].get("children", []) if isinstance(c, str)]
-
-
-def saved_cards(state: dict[str, Any], root_id: str) -> dict[str, dict[str, Any]]:
-    """{task id: {"value", "bar_style", "status", "result"}} for the cards under a displayed root."""
-    assert root_id in state, f"the displayed widget {root_id} is not in the saved widget state"
-    cards: dict[str, dict[str, Any]] = {}
-    stack = [root_id]
-    while stack:
-        model = state[stack.pop()]
-        kids = _children(model)
-        if "runway-card" in model["state"].get("_dom_classes", []):
-            # The card: [HBox(title, Stop, hint), bar, body (status line + result)].
-            top, bar, body = (state[k] for k in kids[:3])
-            title = state[_children(top)[0]]
-            match = re.search(r'title="([^"]+)"', title["state"]["value"])
-            assert match, title["state"]["value"]
-            assert bar["model_name"] == "FloatProgressModel", bar["model_name"]
-            text = body["state"].get("value", "")
-            status, _, result = text.partition('<div class="runway-result">')
-            cards[html.unescape(match.group(1))] = {
-                "value": bar["state"].get("value"), "bar_style": bar["state"].get("bar_style"),
-                "status": status, "result": result,
-            }
-        else:
-            stack.extend(k for k in kids if k in state)
-    return cards
-
-
 def check_final_card(nb: Any, wc: WatchCell) -> list[str]:
-    """Everything a finished card must show, statically and in the saved widget state."""
+    """Everything a finished card must show: a static card that needs no widget model, and
+    an emptied record (the saved notebook shows the card once, anywhere it is opened)."""
     where = f"cell {wc.index} ({wc.source.strip()[:50]!r})"
-    if len(wc.cards) != 1:
-        return [f"{where}: {len(wc.cards)} card outputs instead of 1"]
+    if len(wc.cards) != 1 or len(wc.records) != 1:
+        return [f"{where}: {len(wc.cards)} card and {len(wc.records)} record outputs instead of 1 each"]
     problems = []
     data = wc.cards[0]["data"]
-    for mime in (WIDGET_VIEW, "text/html", "text/plain"):
+    if WIDGET_VIEW in data:
+        problems.append(f"{where}: the final card still needs a widget model")
+    for mime in ("text/html", "text/plain"):
         if mime not in data:
             problems.append(f"{where}: no {mime}")
+    if wc.records[0]["data"]:
+        problems.append(f"{where}: the record of an ended watch is not empty: {sorted(wc.records[0]['data'])}")
     if problems:
         return problems
     lines = task_lines(data["text/plain"])
@@ -198,27 +186,6 @@ def check_final_card(nb: Any, wc: WatchCell) -> list[str]:
         header = f"{wc.tasks}/{wc.tasks} done" + (f", {n_bad} failed" if n_bad else "")
         if f"<b>{header}</b>" not in page:
             problems.append(f"{where}: board header is not {header!r}")
-    # The saved widget state (what JupyterLab shows when the notebook is reopened with the state).
-    state = widget_state(nb)
-    try:
-        cards = saved_cards(state, data[WIDGET_VIEW]["model_id"])
-    except AssertionError as exc:
-        return problems + [f"{where}: {exc}"]
-    ids = [task_id for task_id, _, _ in lines]
-    if sorted(cards) != sorted(ids):
-        problems.append(f"{where}: saved widget cards {sorted(cards)} != tasks {sorted(ids)}")
-    for (task_id, _status, _), want in zip(lines, wc.expected, strict=False):
-        card = cards.get(task_id)
-        if card is None:
-            continue
-        style = "success" if want == "SUCCESS" else "danger"
-        if card["value"] != 1.0 or card["bar_style"] != style:
-            problems.append(f"{where}: saved FloatProgress of {task_id} is value={card['value']} "
-                            f"bar_style={card['bar_style']!r}, expected 1.0/{style!r}; status {card['status']!r}")
-        if want not in card["status"]:
-            problems.append(f"{where}: saved status of {task_id} is {card['status']!r}")
-        if want == "SUCCESS" and "<video" not in card["result"]:
-            problems.append(f"{where}: saved result area of {task_id} has no <video>")
     return problems
 
 

@@ -45,14 +45,15 @@ class TaskCard:
     """
 
     def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
-                 foreground: bool = False) -> None:
+                 foreground: bool = False, css: str = "") -> None:
         widgets = require_ipywidgets()
         self.task_id = task_id
         self.show_video = show_video
         self._video_source = video_source or (lambda u: video_html(u, show_video))
         # Classes and layouts are given at construction: set afterwards, each would cost
         # one more comm message per card.
-        self.title = widgets.HTML(value=title_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
+        # ``css`` (a <style> element) rides in the title, which never changes: it costs no message.
+        self.title = widgets.HTML(value=css + title_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
                                   _dom_classes=["runway-title"])
         self.stop_button = widgets.Button(description="Stop watching", icon="stop", _dom_classes=["runway-stop"],
                                           tooltip="Stop polling this task (the task itself goes on)",
@@ -111,10 +112,11 @@ class TaskBoard:
     """Several cards under a header line (``3/5 done, 1 failed``) with a Stop-all button."""
 
     def __init__(self, task_ids: list[str], show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
-                 foreground: bool = False) -> None:
+                 foreground: bool = False, css: str = "") -> None:
         widgets = require_ipywidgets()
         self.cards = {t: TaskCard(t, show_video, video_source, foreground) for t in task_ids}
-        self.header = widgets.HTML(value=f"<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
+        self._css = css  # a <style> element, kept in the header (a few bytes more per header change)
+        self.header = widgets.HTML(value=f"{css}<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
         self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
         self.stop_all.on_click(self._stop_all)
@@ -141,7 +143,7 @@ class TaskBoard:
             # at most every 0.3 s, except the final count, which always shows.
             if finished or now - self._header_at >= _HEADER_INTERVAL:
                 self._header_at = now
-                self.header.value = f"<b>{board_header(updates)}</b>"
+                self.header.value = f"{self._css}<b>{board_header(updates)}</b>"
             if finished and self.stop_all.layout.display != "none":
                 self.stop_all.layout.display = "none"
 

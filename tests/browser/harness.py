@@ -352,6 +352,26 @@ class BrowserSession:
     def new_context(self) -> Any:
         return self.browser.new_context(viewport={"width": 1280, "height": 1000})
 
+    def open_offline(self, path: Path) -> tuple[Any, list[str]]:
+        """Open a local HTML file with no internet: any request that is not to a file or
+        to loopback (e.g. a CDN's widget script) is refused and listed.  Returns the page
+        (close its ``context``) and that list."""
+        refused: list[str] = []
+
+        def route(r: Any) -> None:
+            url = r.request.url
+            if url.startswith(("file:", "data:", "http://127.0.0.1", "http://localhost")):
+                r.continue_()
+            else:
+                refused.append(url)
+                r.abort()
+
+        context = self.new_context()
+        context.route("**/*", route)
+        page = context.new_page()
+        page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        return page, refused
+
     def close(self) -> None:
         try:
             self.browser.close()
@@ -450,8 +470,11 @@ class NotebookPage:
         self.state: dict[str, Any] = {}
 
     # ..................................................................... life cycle
-    def open(self, timeout: float = KERNEL_READY_TIMEOUT) -> NotebookPage:
-        self.server.write_notebook(self.name, self.cells)
+    def open(self, timeout: float = KERNEL_READY_TIMEOUT, write: bool = True) -> NotebookPage:
+        """Open the notebook in a new tab; ``write=False`` opens the file as it is on disk
+        (a reopened notebook), else it is written first from ``cells``."""
+        if write:
+            self.server.write_notebook(self.name, self.cells)
         self.context = self.browser.new_context()
         self.page = self.context.new_page()
         self.page.on("console", self._on_console)
@@ -469,6 +492,18 @@ class NotebookPage:
         for i in range(count):
             self._labels[f"cell-{i}"] = i
         return self
+
+    def save(self, timeout: float = CELL_TIMEOUT) -> Path:
+        """Save the notebook the way a user does (File > Save); return its path on disk."""
+        path = self.server.root / self.name
+        before = path.stat().st_mtime_ns if path.exists() else 0
+        self.evaluate("() => { const app = window.jupyterapp; app.shell.activateById(window.__rwtPanel.id);"
+                      " return app.commands.execute('docmanager:save'); }")
+        self.wait_js("() => !window.__rwtPanel.context.model.dirty", timeout=timeout, what="the notebook to be saved")
+        deadline = time.monotonic() + timeout
+        while (not path.exists() or path.stat().st_mtime_ns == before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return path
 
     def _on_page_error(self, exc: Any) -> None:
         stack = getattr(exc, "stack", None) or ""

@@ -71,9 +71,13 @@ SCAN_JS = """
   const BAD = new Set(['SCRIPT', 'IMG', 'SVG', 'IFRAME', 'FRAME', 'OBJECT', 'EMBED', 'LINK', 'META', 'STYLE', 'BASE',
                        'FORM', 'INPUT', 'TEXTAREA', 'MATH', 'AUDIO', 'SOURCE', 'PORTAL', 'TEMPLATE']);
   const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'srcdoc', 'data', 'background']);
-  const ours = (el) => allowScripts && el.tagName === 'SCRIPT' && (
+  // Our own <style> rules (a live card hides its saved-state record; a record hides the
+  // widget's "model not found" line), matched exactly: no server text can take this shape.
+  const OUR_STYLE = /^(\\.rw-record-[0-9a-f]{32}\\{display:none\\} \\.jp-OutputArea-child:has\\(\\.rw-record-[0-9a-f]{32}\\)\\{display:none\\}|\\.jp-OutputArea-child:has\\(\\+ \\.jp-OutputArea-child \\.rw-record-[0-9a-f]{32}\\):has\\(> \\.jp-OutputArea-output\\.jupyter-widgets\\)\\{display:none\\})$/;
+  const ours = (el) => (el.tagName === 'STYLE' && OUR_STYLE.test(el.textContent)) ||
+    (allowScripts && el.tagName === 'SCRIPT' && (
       el.type === 'application/vnd.jupyter.widget-view+json' ||
-      /^\\s*var element = document\\.getElementById\\('[0-9a-f-]+'\\);\\s*$/.test(el.textContent));
+      /^\\s*var element = document\\.getElementById\\('[0-9a-f-]+'\\);\\s*$/.test(el.textContent)));
   const bad = [];
   // The outputs themselves: Lab's own chrome around them (prompts, collapse icons) is not server text.
   const outputs = Array.from(root.querySelectorAll('.jp-OutputArea-output'));
@@ -217,12 +221,11 @@ def test_hostile_values_are_inert_in_lab_and_in_the_exported_notebook(
     for name, count in expected_cards.items():
         nb.scroll_to(cells.labels[name])
         nb.wait_in_cell(cells.labels[name], """
-            const cards = node.querySelectorAll('.runway-card');
-            return cards.length === arg && Array.from(cards).every(c => {
-              const stop = c.querySelector('button.runway-stop');
-              const bar = c.querySelector('.runway-bar .progress-bar');
-              return stop && stop.offsetParent === null && bar && !bar.className.includes('progress-bar-info');
-            });""", count, timeout=20, what=f"{count} finished card(s) for {name}")
+            // An ended watch's live widget is replaced by its final static card.
+            const cards = [...node.querySelectorAll('.rw-card')].filter(c => !c.closest('.rw-record'));
+            return node.querySelectorAll('.runway-card').length === 0 && cards.length === arg
+                   && cards.every(c => !c.classList.contains('rw-running'));""", count, timeout=20,
+            what=f"{count} finished card(s) for {name}")
     cells.run("table", "%runway_tasks")
 
     # -- what each card shows -------------------------------------------------------------------------
@@ -232,7 +235,7 @@ def test_hostile_values_are_inert_in_lab_and_in_the_exported_notebook(
 
     assert ACTION in text("action") and "SUCCESS" in text("action"), text("action")
     assert nb.query_in_cell(cells.labels["action"],
-                            "return node.querySelectorAll('.runway-result video.rw-video[src^=\"http\"]').length;") == 1, \
+                            "return node.querySelectorAll('.rw-result video.rw-video[src^=\"http\"]').length;") == 1, \
         "control: the task with a plain http URL has no <video>"
     assert REASON in text("reason") and CODE in text("reason"), text("reason")
     assert f"last seen: {STUCK_STATUS}" in text("stuck"), text("stuck")
@@ -247,8 +250,8 @@ def test_hostile_values_are_inert_in_lab_and_in_the_exported_notebook(
     for name in [*expected_cards, "table"]:
         nb.scroll_to(cells.labels[name])
         selector = nb.cell_selector(cells.labels[name])
-        for part in page.locator(f"{selector} .runway-status, {selector} .runway-title, {selector} .runway-result, "
-                                 f"{selector} .runway-result a, {selector} table").all():
+        for part in page.locator(f"{selector} .rw-status, {selector} .rw-title, {selector} .rw-result, "
+                                 f"{selector} .rw-result a, {selector} table").all():
             if not part.is_visible():  # an empty result area (a failure) has no box to hover
                 continue
             part.hover(timeout=5000)

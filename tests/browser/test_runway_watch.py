@@ -12,6 +12,10 @@ DOM contract relied on (``runway_widgets/views/widget.py``):
 * ``.runway-status``: the status line (an HTML widget);
 * ``button.runway-stop``: the Stop button;
 * ``.runway-result video.rw-video``: the video once the task succeeded.
+
+When the watch ends, the widget is replaced by the static card (``runway_widgets/views/card.py``):
+``.rw-card.rw-succeeded`` / ``.rw-failed`` / ..., ``.rw-bar > div`` (its width is the
+percentage), ``.rw-status`` and ``.rw-result video.rw-video``; ``CARD_JS`` reads both alike.
 """
 
 from __future__ import annotations
@@ -30,23 +34,42 @@ pytestmark = pytest.mark.browser
 
 XSS_REASON = "<img src=x onerror=window.__pwned=1> bad prompt"
 
-#: The card in a cell as plain data (null until the widget is rendered).
+#: The card in a cell as plain data (null until it is rendered): the live widget while the
+#: watch runs, then the final static card that replaces it (``final: true``), read alike.
 CARD_JS = """
-const card = node.querySelector('.runway-card');
+const live = node.querySelector('.runway-card');
+const done = [...node.querySelectorAll('.rw-card')].find(c => !c.closest('.rw-record'));
+const card = live || done;
 if (!card) return null;
-const bar = card.querySelector('.runway-bar .progress-bar');
-const status = card.querySelector('.runway-status');
-const stop = card.querySelector('button.runway-stop');
-const video = card.querySelector('.runway-result video');
-return {
-  barClass: bar ? bar.className : null,
-  width: bar ? bar.style.width : null,
-  status: status ? status.innerText : null,
-  stopVisible: !!stop && stop.style.display !== 'none' && stop.offsetParent !== null,
+const video = card.querySelector('.rw-result video');
+const common = {
   imgs: node.querySelectorAll('.jp-OutputArea img').length,
   video: video ? {src: video.src, readyState: video.readyState, error: video.error ? video.error.code : null,
                   autoplay: video.autoplay, controls: video.controls} : null,
 };
+if (live) {
+  const bar = card.querySelector('.runway-bar .progress-bar');
+  const status = card.querySelector('.runway-status');
+  const stop = card.querySelector('button.runway-stop');
+  return Object.assign(common, {
+    final: false,
+    barClass: bar ? bar.className : null,
+    width: bar ? bar.style.width : null,
+    status: status ? status.innerText : null,
+    stopVisible: !!stop && stop.style.display !== 'none' && stop.offsetParent !== null,
+  });
+}
+const styles = {'rw-succeeded': 'success', 'rw-failed': 'danger', 'rw-cancelled': 'warning', 'rw-running': 'info'};
+const kind = [...card.classList].find(c => c in styles);
+const fill = card.querySelector('.rw-bar > div');
+const status = card.querySelector('.rw-status');
+return Object.assign(common, {
+  final: true,
+  barClass: 'static progress-bar-' + (styles[kind] || 'none'),
+  width: fill ? fill.style.width : null,
+  status: status ? status.innerText : null,
+  stopVisible: false,
+});
 """
 
 
