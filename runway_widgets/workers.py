@@ -35,18 +35,32 @@ class WorkerPool:
         self._closed = False
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Queue ``job``; start a thread for it if none is idle and the cap allows."""
+        """Queue ``job``; start a thread for it if none is idle and the cap allows.
+
+        Raises ``RuntimeError`` when the pool is shut down, or when no thread could be
+        started and none is alive to take the job: then the job was *not* queued, and the
+        caller still owns it (so nothing waits for a job that will never run).
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
-            self._queue.put(job)
             if self._idle > 0 or len(self._threads) >= self.max_workers:
                 self._idle = max(0, self._idle - 1)
+                self._queue.put(job)
                 return
             self._serial += 1
             thread = threading.Thread(target=self._run, name=f"{self.name}-{self._serial}", daemon=True)
             self._threads.add(thread)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread": out of threads or memory
+            with self._lock:
+                self._threads.discard(thread)
+                if not self._threads:
+                    raise
+                self._queue.put(job)  # a live thread takes it (it cannot retire: the queue is not empty)
+            return
+        self._queue.put(job)
 
     def _run(self) -> None:
         me = threading.current_thread()
