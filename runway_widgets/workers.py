@@ -56,11 +56,14 @@ class WorkerPool:
         except RuntimeError:  # "can't start new thread": out of threads or memory
             with self._lock:
                 self._threads.discard(thread)
-                if not self._threads:
+                if not self._threads or self._closed:
                     raise
                 self._queue.put(job)  # a live thread takes it (it cannot retire: the queue is not empty)
             return
-        self._queue.put(job)
+        with self._lock:
+            if self._closed:  # shut down meanwhile: its stop markers are queued ahead of this job
+                raise RuntimeError("the worker pool is shut down")
+            self._queue.put(job)
 
     def _run(self) -> None:
         me = threading.current_thread()
@@ -94,11 +97,11 @@ class WorkerPool:
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop accepting work, let running jobs finish (bounded by ``timeout``), end threads."""
-        with self._lock:
+        with self._lock:  # markers queued under the lock: a job is either ahead of them or refused
             self._closed = True
             threads = list(self._threads)
-        for _ in threads:
-            self._queue.put(None)
+            for _ in threads:
+                self._queue.put(None)
         for thread in threads:
             thread.join(timeout / max(1, len(threads)))
 

@@ -172,6 +172,44 @@ def test_cli_save_onto_a_full_disk(sim: Simulator, tmp_path: Path, monkeypatch: 
     assert left.strip() == "[]"  # the partial file went too
 
 
+OUT_OF_THREADS = """
+import resource, sys, time
+import runway_widgets as rw
+
+task, folder = sys.argv[1:]
+handle = rw.watch(task, save=folder, interval=0.1)
+deadline = time.monotonic() + 10
+while handle.update().polls < 2 and time.monotonic() < deadline:
+    time.sleep(0.01)
+# From now on no thread can start (the poller and its worker are already running).
+resource.setrlimit(resource.RLIMIT_NPROC, (1, resource.getrlimit(resource.RLIMIT_NPROC)[1]))
+try:
+    handle.wait(timeout=30)
+except rw.RunwayWidgetsError as exc:
+    print(handle.outcome.value, type(exc).__name__, exc)
+"""
+
+
+def test_no_thread_for_the_download_ends_the_watch(sim: Simulator, shared_tmp: Path) -> None:
+    task = sim.add_task(FAKE_KEY, Timeline(invisible_for=0, submitted_for=0, queued_for=1.0, run_for=0.5))
+    # Root is exempt from RLIMIT_NPROC: run as uid 65534 then.
+    argv, extra = _nobody_python() if os.geteuid() == 0 else ([sys.executable], {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMETAPI_")}
+    env.update(extra, COMETAPI_KEY=FAKE_KEY, COMETAPI_BASE_URL=sim.base_url)
+    proc = subprocess.Popen([*argv, "-c", OUT_OF_THREADS, task, str(shared_tmp / "v") + "/"], env=env, cwd="/",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_drop_to_nobody if os.geteuid() == 0 else None)
+    try:
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.strip() == ("succeeded DownloadError Saving the video failed: unexpected RuntimeError "
+                           "while starting to save the video."), (out, err)
+
+
 # -- the Python API: file-system faults and bugs ------------------------------------------------------------------
 
 
@@ -271,7 +309,7 @@ def test_shutting_the_poller_down_mid_poll_ends_the_watch(sim: Simulator, client
     try:
         sched.shutdown(timeout=0.1)  # while the poll is out: it is not in the heap
         with pytest.raises(runway_widgets.WatchStoppedError, match="shut down"):
-            handle.wait(timeout=5)
+            handle.wait(timeout=30)
     finally:
         sched.shutdown()
 
