@@ -121,6 +121,7 @@ def _save(url: str, destination: str | os.PathLike[str], task_id: str, max_bytes
         raise DownloadError(f"Could not download the video ({type(exc).__name__}).") from None
     with response:
         _check_response(response, max_bytes)
+        partials.arm()  # watch(save=...) armed it already; this covers a direct call
         try:
             # Registered for removal if the process is terminated mid-download; created
             # 0666 minus the umask (mkstemp's 0600 would make every saved video private).

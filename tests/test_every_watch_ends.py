@@ -345,3 +345,21 @@ def test_refreshing_an_expired_url_spends_from_the_shared_budget(sim: Simulator,
                 for i in range(len(times)) for j in range(i, len(times)))
     assert worst[0] <= 0, f"{worst[2] - worst[1] + 1} requests in {times[worst[2]] - times[worst[1]]:.3f} s"
     assert len(times) >= 8  # the budget really was in use throughout
+
+
+def test_fetch_now_waits_its_turn_and_gives_up_after_max_wait(sim: Simulator, client: Client) -> None:
+    sched = Scheduler(RequestBudget(rate=1.0, burst=1.0))
+    task = sim.add_task(FAKE_KEY, instant())
+    try:
+        started = time.monotonic()
+        assert sched.fetch_now(client, task).succeeded  # the burst token: at once
+        assert time.monotonic() - started < 0.5
+        with pytest.raises(runway_widgets.RateLimitedError, match=r"^No request slot was free within 0\.2 s"):
+            sched.fetch_now(client, task, max_wait=0.2)  # the next token is a second away
+        waited = time.monotonic()
+        sched.fetch_now(client, task)
+        took = time.monotonic() - waited
+    finally:
+        sched.shutdown()
+    assert 0.4 < took < 1.2, took  # it waited for the bucket to refill
+    assert len(sim.requests_for(task)) == 2 and sched.budget.spent == 2  # the refused one sent nothing
