@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from .budget import RequestBudget
 from .errors import RateLimitedError, RunwayWidgetsError
 from .policy import PacingConfig, backoff_delay
-from .watch import Watch
+from .watch import Outcome, Watch
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -189,15 +189,19 @@ class Scheduler:
             with self._lock:
                 self._in_flight -= 1
                 now = self.clock()
+                # The outcome, not done(): it is set before the finish hooks take the watch
+                # out of the heap (under this lock), done() only after; a watch that ended
+                # in between must not be put back.
+                going = watch.outcome is Outcome.WATCHING
                 if sent:
                     self._account(watch, now)
-                    if delay is not None and not watch.done():
+                    if delay is not None and going:
                         when = min(now + delay, watch.deadline)
                         heapq.heappush(self._heap, (when, next(self._seq), watch))
-                elif not watch.done():
+                elif going:
                     # Paused (a 429) between hand-off and send: back in line, due now.
                     heapq.heappush(self._heap, (now, next(self._seq), watch))
-                orphaned = self._closed and not watch.done()  # shut down while this poll ran
+                orphaned = self._closed and going  # shut down while this poll ran
             if orphaned:
                 watch.stop("The poller was shut down.")
             self._wake.set()
