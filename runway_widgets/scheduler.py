@@ -151,7 +151,10 @@ class Scheduler:
                 self._in_flight += 1
                 due.append(watch)
         for watch in expired:
-            watch._expire()
+            try:
+                watch._expire()  # it ends whatever its subscribers do; the others must expire too
+            except Exception:
+                log.exception("runway_widgets: expiring the watch of %s failed", watch.task_id)
         for watch in due:
             try:
                 self._executor.submit(functools.partial(self._run, watch))
@@ -274,7 +277,7 @@ class Scheduler:
             self._wake.clear()
             try:
                 wait = self.step()
-            except Exception:  # keep polling other watches whatever one of them did
+            except BaseException:  # keep polling other watches whatever one of them did: this thread must not die
                 log.exception("runway_widgets: scheduler step failed")
                 wait = 0.5
             with self._lock:

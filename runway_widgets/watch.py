@@ -352,7 +352,7 @@ class Watch:
         try:
             callback(update)
             return True
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit() in a callback on a worker thread would end only that thread
             log.exception("runway_widgets: a subscriber of task %s raised; it was detached", update.task_id)
             return False
 

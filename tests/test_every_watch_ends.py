@@ -298,6 +298,24 @@ def test_a_subscriber_that_exits_still_lets_wait_return(sim: Simulator, client: 
     assert handle.wait(timeout=10).succeeded
 
 
+def test_a_subscriber_that_exits_at_the_timeout_does_not_stop_the_poller(sim: Simulator, client: Client,
+                                                                         sched: Scheduler) -> None:
+    expiring = _watch_with(sim, client, sched, Timeline(invisible_for=0, queued_for=600), timeout=1.0)
+    later = _watch_with(sim, client, sched, Timeline(invisible_for=0, submitted_for=0, queued_for=2.5, run_for=0.5),
+                        timeout=30)
+
+    def rude(update: Any) -> None:
+        if update.done:  # delivered on the poller's own thread: the watch expires there
+            raise SystemExit("a subscriber that calls sys.exit()")
+
+    expiring.on_update(rude)
+    sched.add(expiring)
+    sched.add(later)
+    with pytest.raises(runway_widgets.WatchTimeoutError):
+        expiring.wait(timeout=10)
+    assert later.wait(timeout=15).succeeded  # the poller went on polling the other watch
+
+
 def test_shutting_the_poller_down_mid_poll_ends_the_watch(sim: Simulator, client: Client) -> None:
     sched = Scheduler(RequestBudget(rate=100, burst=10))
     handle = _watch_with(sim, client, sched, Timeline(invisible_for=0, queued_for=600), timeout=600)
