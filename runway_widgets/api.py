@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
+from . import partials
 from .client import Client
 from .config import Secret, default_save, resolve_base_url, resolve_key, validate_save, validate_task_id
 from .download import save_video
@@ -126,7 +127,8 @@ def watch(
     sched = scheduler or get_scheduler()
     handle = Watch(task_id, client, settings, clock=sched.clock)
     if destination is not None:
-        handle.finisher = _saver(destination)
+        handle.finisher = _saver(destination, sched)
+        partials.arm()  # SIGTERM, SIGHUP or exit mid-download remove the .part file
     if on_update is not None:
         handle.on_update(on_update)
     key = (client.base_url, client.key_fingerprint, task_id)
@@ -167,45 +169,26 @@ def shutdown_downloads(timeout: float = 2.0) -> None:
         pool.shutdown(timeout)
 
 
-def _saver(destination: str | os.PathLike[str]) -> Callable[[Watch, TaskSnapshot], None]:
-    """A watch finisher that saves the video, asking once for a fresh URL if it expired."""
+def _saver(destination: str | os.PathLike[str], sched: Scheduler) -> Callable[[Watch, TaskSnapshot], None]:
+    """A watch finisher that saves the video, asking once for a fresh URL if it expired.
+
+    The download runs on the download pool.  Whatever happens there -- a file-system error,
+    a bug -- the watch is told (:meth:`Watch._complete_success`), so it always ends.
+    """
 
     def finish(handle: Watch, snapshot: TaskSnapshot) -> None:
         def job() -> None:
-            latest = snapshot
-            error: RunwayWidgetsError | None = None
-            for attempt in range(2):
-                if latest.result_url is None:
-                    error = DownloadError("The task succeeded but gave no usable video URL to save.")
-                    break
-                try:
-                    # handle.done: a watch stopped (Ctrl-C, Stop, unload) mid-download ends it.
-                    handle.saved_path = str(save_video(latest.result_url, destination, handle.task_id,
-                                                       should_stop=handle.done))
-                    error = None
-                    break
-                except ExpiredUrlError as exc:
-                    error = exc
-                    if attempt == 0:
-                        try:  # signed URLs expire; polling the task again mints a fresh one
-                            fresh = handle.client.fetch(handle.task_id)
-                        except RunwayWidgetsError as again:
-                            error = again
-                            break
-                        if not (fresh.succeeded and fresh.result_url):
-                            # The success already seen stands: a server that now reads
-                            # otherwise (a status going backwards) must not replace it.
-                            error = DownloadError(
-                                "The result URL expired, and polling the task again gave no fresh one "
-                                f"(it now reads {fresh.status}).")
-                            break
-                        latest = fresh
-                except RunwayWidgetsError as exc:
-                    error = exc
-                    break
-            handle._complete_success(error, latest)
+            outcome: tuple[RunwayWidgetsError | None, TaskSnapshot] = (
+                DownloadError("Saving the video was interrupted."), snapshot)
+            try:
+                outcome = _save_with_fresh_url(handle, snapshot, destination, sched)
+            except Exception as exc:  # a bug must not leave the watch waiting for ever
+                log.exception("runway_widgets: saving the video of %s failed unexpectedly", handle.task_id)
+                outcome = (DownloadError(f"Saving the video failed: unexpected {type(exc).__name__}."), snapshot)
+            finally:
+                handle._complete_success(*outcome)
 
-        _download_pool().submit(job)
+        _download_pool().submit(job)  # if this raises, the watch ends with a sentence (Watch._hand_over)
 
     return finish
 
@@ -231,6 +214,36 @@ def refresh_result(handle: Watch, *, max_wait: float = 10.0) -> bool:
         log.info("runway_widgets: could not refresh the result URL of %s: %s", handle.task_id, exc)
         return False
     return handle.accept_fresh_result(fresh)
+
+
+def _save_with_fresh_url(handle: Watch, snapshot: TaskSnapshot, destination: str | os.PathLike[str],
+                         sched: Scheduler) -> tuple[RunwayWidgetsError | None, TaskSnapshot]:
+    """Save the video; on an expired signed URL, poll once more (a budgeted request) and retry once."""
+    error = _try_save(handle, snapshot, destination)
+    if not isinstance(error, ExpiredUrlError):
+        return error, snapshot
+    try:  # signed URLs expire; polling the task again mints a fresh one
+        left = handle.deadline - sched.clock()
+        fresh = sched.fetch_now(handle.client, handle.task_id, max_wait=max(0.0, min(30.0, left)))
+    except RunwayWidgetsError as again:
+        return again, snapshot
+    if not (fresh.succeeded and fresh.result_url):
+        # The success already seen stands: a server that now reads otherwise (a status
+        # going backwards) must not replace it.
+        return DownloadError("The result URL expired, and polling the task again gave no fresh one "
+                             f"(it now reads {fresh.status})."), snapshot
+    return _try_save(handle, fresh, destination), fresh
+
+
+def _try_save(handle: Watch, snapshot: TaskSnapshot, destination: str | os.PathLike[str]) -> RunwayWidgetsError | None:
+    if snapshot.result_url is None:
+        return DownloadError("The task succeeded but gave no usable video URL to save.")
+    try:
+        # handle.done: a watch stopped (Ctrl-C, Stop, unload) mid-download ends it.
+        handle.saved_path = str(save_video(snapshot.result_url, destination, handle.task_id, should_stop=handle.done))
+    except RunwayWidgetsError as exc:
+        return exc
+    return None
 
 
 def live_watches() -> list[Watch]:

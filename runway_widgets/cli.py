@@ -124,7 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for handle in watches:
                 # The board shows how each watch ended on stdout; a failure also gets its
                 # one sentence on stderr, where scripts and humans look for errors.
-                if handle.error is not None:
+                if handle.error is not None and handle.outcome is Outcome.SUCCEEDED:  # only saving failed
+                    sys.stderr.write(f"runway-watch: Task {handle.task_id} succeeded, but could not save: "
+                                     f"{plain(str(handle.error))}\n")
+                elif handle.error is not None:
                     sys.stderr.write(f"runway-watch: {plain(str(handle.error))}\n")
             if args.json:
                 for handle in watches:

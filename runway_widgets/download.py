@@ -2,20 +2,23 @@
 
 The bytes go to a temporary file beside the destination and are renamed into place only
 when complete, so an interrupted download (Ctrl-C, a dropped connection, a full disk)
-never leaves a half-written video under the real name.  The request carries no API key:
-result URLs are signed, and a key sent to a CDN would be a key leaked.
+never leaves a half-written video under the real name; a process terminated mid-download
+removes it too (partials.py).  New files get the umask's mode; overwriting a file keeps its
+mode.  The request carries no API key: result URLs are signed, and a key sent to a CDN
+would be a key leaked.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
 import threading
 from pathlib import Path
 from typing import Callable
 
 import requests
 
+from . import partials
 from .errors import DownloadError, ExpiredUrlError
 from .snapshot import safe_url
 
@@ -85,10 +88,25 @@ def save_video(
     ExpiredUrlError
         The signed URL answered 403, 404 or 410: poll the task for a fresh one.
     DownloadError
-        Anything else: not a video, too large, a broken connection, a disk error.
+        Anything else: not a video, too large, a broken connection, any file-system error
+        (a folder that cannot be written, a full disk).
     """
     if safe_url(url) is None:
         raise DownloadError("Refusing to download from a URL that is not plain http(s).")
+    try:
+        return _save(url, destination, task_id, max_bytes, timeout, should_stop)
+    except OSError as exc:
+        # A file-system surprise anywhere (a folder we may not list, a path that vanished):
+        # still a DownloadError with a sentence, never a traceback in a worker thread.
+        raise DownloadError(f"Cannot save to {os.fspath(destination)} ({_reason(exc)}).") from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _save(url: str, destination: str | os.PathLike[str], task_id: str, max_bytes: int,
+          timeout: tuple[float, float], should_stop: Callable[[], bool] | None) -> Path:
     previous = already_saved(task_id, destination)
     if previous is not None:
         return previous
@@ -96,14 +114,20 @@ def save_video(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DownloadError(f"Cannot create the folder {target.parent} ({exc.strerror}).") from None
+        raise DownloadError(f"Cannot create the folder {target.parent} ({_reason(exc)}).") from None
     try:
         response = _session().get(url, stream=True, timeout=timeout, allow_redirects=True)
     except requests.RequestException as exc:
         raise DownloadError(f"Could not download the video ({type(exc).__name__}).") from None
     with response:
         _check_response(response, max_bytes)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        partials.arm()  # watch(save=...) armed it already; this covers a direct call
+        try:
+            # Registered for removal if the process is terminated mid-download; created
+            # 0666 minus the umask (mkstemp's 0600 would make every saved video private).
+            fd, tmp_name = partials.create_partial(target.parent, target.name)
+        except OSError as exc:
+            raise DownloadError(f"Cannot write into the folder {target.parent} ({_reason(exc)}).") from None
         try:
             written = 0
             with os.fdopen(fd, "wb") as out:
@@ -119,18 +143,27 @@ def save_video(
                 raise DownloadError(f"The download stopped after {written:,} of {int(expected):,} bytes.")
             if should_stop is not None and should_stop():  # stopped during the last chunk
                 raise DownloadError("The download was stopped; nothing was saved.")
+            _keep_mode(target, tmp_name)
             os.replace(tmp_name, target)
         except requests.RequestException as exc:
             raise DownloadError(f"The download broke off ({type(exc).__name__}).") from None
         except OSError as exc:
-            raise DownloadError(f"Cannot write {target} ({exc.strerror or exc}).") from None
+            raise DownloadError(f"Cannot write {target} ({_reason(exc)}).") from None
         finally:
             # Whatever happened (including Ctrl-C), no half-written file stays behind.
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+            partials.discard(tmp_name)
     with _saved_lock:
         _saved[(task_id, str(target))] = str(target)
     return target
+
+
+def _keep_mode(target: Path, tmp_name: str) -> None:
+    """Overwriting a file keeps its permission bits (a new file keeps the umask's)."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp_name, mode)
 
 
 def _check_response(response: requests.Response, max_bytes: int) -> None:

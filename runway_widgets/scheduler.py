@@ -10,6 +10,9 @@ watch that has waited longest goes first (heap order), so no task starves.  The 
 waits only on ``Event.wait(timeout)``, so adding or stopping a watch takes effect at once,
 and it exits after a second with nothing to do.
 
+Requests outside any watch's schedule (a fresh URL for an expired one) go through
+:meth:`Scheduler.fetch_now`, which waits its turn for a token of the same budget.
+
 For tests, :meth:`Scheduler.step` does one round of work synchronously; with an injected
 clock and an :class:`InlineExecutor` no thread and no real sleep is involved.
 """
@@ -22,13 +25,17 @@ import itertools
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from .budget import RequestBudget
-from .errors import RateLimitedError
-from .policy import backoff_delay
-from .watch import Watch
+from .errors import RateLimitedError, RunwayWidgetsError
+from .policy import PacingConfig, backoff_delay
+from .watch import Outcome, Watch
 from .workers import WorkerPool
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .snapshot import TaskSnapshot
 
 __all__ = ["Scheduler", "get_scheduler", "set_request_budget", "shutdown_scheduler", "THREAD_NAME"]
 
@@ -144,9 +151,19 @@ class Scheduler:
                 self._in_flight += 1
                 due.append(watch)
         for watch in expired:
-            watch._expire()
+            try:
+                watch._expire()  # it ends whatever its subscribers do; the others must expire too
+            except Exception:
+                log.exception("runway_widgets: expiring the watch of %s failed", watch.task_id)
         for watch in due:
-            self._executor.submit(functools.partial(self._run, watch))
+            try:
+                self._executor.submit(functools.partial(self._run, watch))
+            except Exception:  # no thread could be started (or the pool is closed): try again soon
+                log.exception("runway_widgets: could not hand a poll of %s to a worker", watch.task_id)
+                with self._lock:
+                    self._reserved -= 1
+                    self._in_flight -= 1
+                    heapq.heappush(self._heap, (min(self.clock() + 1.0, watch.deadline), next(self._seq), watch))
         if due or expired:
             # Inline executors have already rescheduled; threaded ones will wake us.
             with self._lock:
@@ -169,32 +186,88 @@ class Scheduler:
                 sent = self.budget.try_spend(self.clock())
             if sent:
                 delay = watch._poll()
+        except Exception as exc:  # _poll guards itself; this is the last line of defence
+            watch._crash(exc, "polling")
         finally:
             with self._lock:
                 self._in_flight -= 1
                 now = self.clock()
+                # The outcome, not done(): it is set before the finish hooks take the watch
+                # out of the heap (under this lock), done() only after; a watch that ended
+                # in between must not be put back.
+                going = watch.outcome is Outcome.WATCHING
                 if sent:
                     self._account(watch, now)
-                    if delay is not None and not watch.done():
+                    if delay is not None and going:
                         when = min(now + delay, watch.deadline)
                         heapq.heappush(self._heap, (when, next(self._seq), watch))
-                elif not watch.done():
+                elif going:
                     # Paused (a 429) between hand-off and send: back in line, due now.
                     heapq.heappush(self._heap, (now, next(self._seq), watch))
+                orphaned = self._closed and going  # shut down while this poll ran
+            if orphaned:
+                watch.stop("The poller was shut down.")
             self._wake.set()
 
     def _account(self, watch: Watch, now: float) -> None:
         """Feed the outcome of a poll to the shared budget (called under the lock)."""
-        last = watch.last_poll_error
+        self._feed_budget(watch.last_poll_error, watch.settings.pacing, now)
+
+    def _feed_budget(self, last: RunwayWidgetsError | None, pacing: PacingConfig, now: float) -> None:
         if isinstance(last, RateLimitedError):
             # A 429 is about all of our traffic: pause everyone, not just this task.
             self.rate_limited += 1
             pause = last.retry_after
             if pause is None:
-                pause = backoff_delay(watch.settings.pacing, 1, None, 0.5)
-            self.budget.penalize(now, min(pause, watch.settings.pacing.max_retry_after))
+                pause = backoff_delay(pacing, 1, None, 0.5)
+            self.budget.penalize(now, min(pause, pacing.max_retry_after))
         elif last is None:
             self.budget.reward()
+
+    # -- one-off requests ------------------------------------------------------------------------
+
+    def fetch_now(self, client: Client, task_id: str, *, max_wait: float = 30.0) -> TaskSnapshot:
+        """Fetch ``task_id`` once, outside any watch's schedule, paid from the shared budget.
+
+        For requests no watch schedules: a fresh result URL after the signed one expired.
+        Blocks (on the calling thread) until a token is free -- first in line before any
+        poll not yet handed out, after a 429 pause -- but at most ``max_wait`` seconds.
+        A 429 answer pauses every watch, as a poll's would.
+
+        Raises
+        ------
+        RateLimitedError
+            No token within ``max_wait`` seconds (nothing was sent).
+        RunwayWidgetsError
+            Whatever :meth:`Client.fetch` raises.
+        """
+        give_up = time.monotonic() + max(0.0, max_wait)
+        with self._lock:
+            self._reserved += 1  # in line now: step() hands out no token this one needs
+        try:
+            while True:
+                with self._lock:
+                    now = self.clock()
+                    if self.budget.try_spend(now):
+                        break
+                    wait = self.budget.wait_time(now)
+                if time.monotonic() + min(wait, 0.25) > give_up:
+                    raise RateLimitedError(f"No request slot was free within {max_wait:g} s "
+                                           "(the shared request budget is in use).", status_code=0)
+                time.sleep(min(wait, 0.25))  # short slices: the clock may be a test's
+        finally:
+            with self._lock:
+                self._reserved -= 1
+            self._wake.set()
+        error: RunwayWidgetsError | None = None
+        try:
+            return client.fetch(task_id)
+        except RunwayWidgetsError as exc:
+            error = exc
+            raise
+        finally:
+            with self._lock:
+                self._feed_budget(error, PacingConfig(), self.clock())
 
     # -- the thread -------------------------------------------------------------------------------
 
@@ -204,7 +277,7 @@ class Scheduler:
             self._wake.clear()
             try:
                 wait = self.step()
-            except Exception:  # keep polling other watches whatever one of them did
+            except BaseException:  # keep polling other watches whatever one of them did: this thread must not die
                 log.exception("runway_widgets: scheduler step failed")
                 wait = 0.5
             with self._lock:

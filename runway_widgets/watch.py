@@ -4,6 +4,11 @@ A watch never sleeps and owns no thread: the shared scheduler calls :meth:`Watch
 on a worker thread when it is due, and the watch answers with the delay until its next
 poll (or None when it has finished).  Subscribers get a :class:`WatchUpdate` after every
 poll, on that worker thread; a subscriber that raises is logged and detached.
+
+Every watch ends: whatever one of its background jobs raises (a poll, the finisher that
+saves the video, a bug), the watch reaches a final outcome with a one-sentence error, and
+while a finisher runs the watch stays in the scheduler until its deadline, so a finisher
+that never reports still ends at the timeout.  :meth:`Watch.wait` checks the deadline too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import (
+    DownloadError,
     GaveUpError,
     ProtocolError,
     RunwayWidgetsError,
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "WatchUpdate", "Watch", "WatchSettings"]
 
 log = logging.getLogger("runway_widgets")
+_DEADLINE_GRACE = 2.0  # s past the deadline before wait() expires a watch the scheduler did not
 
 
 class Watch:
@@ -72,6 +79,7 @@ class Watch:
         self.finish_hooks: list[Callable[[Watch], None]] = []  # e.g. leave the scheduler
         self.last_poll_error: RunwayWidgetsError | None = None
         self._ended_at: float | None = None
+        self._finishing = False  # the task succeeded; the finisher has it
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -150,6 +158,8 @@ class Watch:
         while not self._done.wait(0.2 if limit is None else max(0.0, min(0.2, limit - time.monotonic()))):
             if limit is not None and time.monotonic() >= limit:
                 raise TimeoutError(f"Task {self.task_id} is still running after waiting {timeout:g} s.")
+            if self._clock() >= self.deadline + _DEADLINE_GRACE:
+                self._expire()  # a backstop: the scheduler expires watches at the deadline itself
         if self._error is not None:
             raise self._error
         assert self._snapshot is not None
@@ -165,6 +175,8 @@ class Watch:
         """Poll once; return seconds until the next poll, or None when the watch has ended."""
         if self._done.is_set():
             return None
+        if self._finishing:  # never polled again; the scheduler expires it at the deadline
+            return max(0.0, self.deadline - self._clock())
         sent = self._clock()
         snapshot: TaskSnapshot | None = None
         error: RunwayWidgetsError | None = None
@@ -175,7 +187,11 @@ class Watch:
         except Exception as exc:  # a bug or a library surprise must not kill the watch silently
             log.exception("runway_widgets: unexpected error polling %s", self.task_id)
             error = ProtocolError(f"Unexpected {type(exc).__name__} while polling.")
-        return self._absorb(snapshot, error, sent, self._clock())
+        try:
+            return self._absorb(snapshot, error, sent, self._clock())
+        except Exception as exc:
+            self._crash(exc, "reading a poll's answer")
+            return None
 
     def _absorb(self, snapshot: TaskSnapshot | None, error: RunwayWidgetsError | None, sent: float, now: float) -> float | None:
         settings = self.settings
@@ -223,13 +239,38 @@ class Watch:
             update = self._make_update() if finish is None else None
         if finish is not None:
             if finish[0] is Outcome.SUCCEEDED and self.finisher is not None and snapshot is not None:
-                self.finisher(self, snapshot)  # it calls _complete_success when done
-            else:
-                self._finish(*finish)
+                return self._hand_over(self.finisher, snapshot)
+            self._finish(*finish)
             return None
         assert update is not None
         self._publish(update)
         return delay
+
+    def _hand_over(self, finisher: Callable[[Watch, TaskSnapshot], None], snapshot: TaskSnapshot) -> float | None:
+        """Give the success to the finisher; return the time left until the deadline.
+
+        The scheduler keeps the watch until then, so a finisher that hangs or never calls
+        :meth:`_complete_success` still ends the watch at its timeout (see :meth:`_expire`).
+        """
+        with self._lock:
+            self._finishing = True
+        try:
+            finisher(self, snapshot)  # it calls _complete_success when done (often from another thread)
+        except Exception as exc:
+            self._crash(exc, "starting to save the video")
+            return None
+        return None if self._done.is_set() else max(0.0, self.deadline - self._clock())
+
+    def _crash(self, exc: BaseException, doing: str) -> None:
+        """End the watch after an exception nobody expected in one of its jobs (a bug, a library surprise)."""
+        log.error("runway_widgets: unexpected error %s for task %s", doing, self.task_id, exc_info=exc)
+        if self._finishing:
+            self._complete_success(DownloadError(f"Saving the video failed: unexpected {type(exc).__name__} "
+                                                  f"while {doing}."))
+        else:
+            self._finish(Outcome.ERROR, RunwayWidgetsError(
+                f"Watching task {self.task_id} stopped: unexpected {type(exc).__name__} while {doing} "
+                "(the task goes on on the server)."))
 
     def _terminal(self, snapshot: TaskSnapshot) -> tuple[Outcome, RunwayWidgetsError | None, str]:
         if snapshot.state is TaskState.SUCCEEDED:
@@ -245,6 +286,10 @@ class Watch:
         return outcome, TaskFailedError(message, snapshot), ""
 
     def _expire(self) -> None:
+        if self._finishing:  # the task succeeded; only the save ran out of time
+            self._complete_success(DownloadError(
+                f"Saving the video did not finish within the watch's {self.settings.timeout:g} s timeout."))
+            return
         snap = self._snapshot
         last = f" (last seen: {snap.status}{'' if snap.percent is None else f' {snap.percent}%'})" if snap else ""
         self._finish(Outcome.TIMED_OUT, WatchTimeoutError(
@@ -256,23 +301,26 @@ class Watch:
                 return
             self._outcome, self._error, self._note, self._retry_in = outcome, error, note, None
             self._ended_at = self._clock()
-            update = self._make_update()
-        for hook in list(self.finish_hooks):
-            try:
-                hook(self)
-            except Exception:
-                log.exception("runway_widgets: a finish hook of task %s failed", self.task_id)
-        # Subscribers see the final update *before* wait() returns: a notebook that ends
-        # with wait() must not close while the card's last message is still unsent.
-        self._publish(update)
-        self._done.set()
+        try:
+            with self._lock:
+                update = self._make_update()
+            for hook in list(self.finish_hooks):
+                try:
+                    hook(self)
+                except Exception:
+                    log.exception("runway_widgets: a finish hook of task %s failed", self.task_id)
+            # Subscribers see the final update *before* wait() returns: a notebook that ends
+            # with wait() must not close while the card's last message is still unsent.
+            self._publish(update)
+        finally:
+            self._done.set()  # whatever a hook or a subscriber did, wait() returns
 
     def _complete_success(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None) -> None:
         """Called by a finisher (the download) when the success is fully handled."""
         if snapshot is not None:
             with self._lock:
                 self._snapshot = snapshot
-        self._finish(Outcome.SUCCEEDED, error, "" if error is None else f"saving failed: {error}")
+        self._finish(Outcome.SUCCEEDED, error, "" if error is None else f"could not save: {error}")
 
     def accept_fresh_result(self, snapshot: TaskSnapshot) -> bool:
         """Take a newer snapshot of a task that has succeeded (a fresh signed URL, for one
@@ -313,7 +361,7 @@ class Watch:
         try:
             callback(update)
             return True
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit() in a callback on a worker thread would end only that thread
             log.exception("runway_widgets: a subscriber of task %s raised; it was detached", update.task_id)
             return False
 

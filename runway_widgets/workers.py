@@ -35,18 +35,35 @@ class WorkerPool:
         self._closed = False
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Queue ``job``; start a thread for it if none is idle and the cap allows."""
+        """Queue ``job``; start a thread for it if none is idle and the cap allows.
+
+        Raises ``RuntimeError`` when the pool is shut down, or when no thread could be
+        started and none is alive to take the job: then the job was *not* queued, and the
+        caller still owns it (so nothing waits for a job that will never run).
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
-            self._queue.put(job)
             if self._idle > 0 or len(self._threads) >= self.max_workers:
                 self._idle = max(0, self._idle - 1)
+                self._queue.put(job)
                 return
             self._serial += 1
             thread = threading.Thread(target=self._run, name=f"{self.name}-{self._serial}", daemon=True)
             self._threads.add(thread)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread": out of threads or memory
+            with self._lock:
+                self._threads.discard(thread)
+                if not self._threads or self._closed:
+                    raise
+                self._queue.put(job)  # a live thread takes it (it cannot retire: the queue is not empty)
+            return
+        with self._lock:
+            if self._closed:  # shut down meanwhile: its stop markers are queued ahead of this job
+                raise RuntimeError("the worker pool is shut down")
+            self._queue.put(job)
 
     def _run(self) -> None:
         me = threading.current_thread()
@@ -80,11 +97,11 @@ class WorkerPool:
 
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop accepting work, let running jobs finish (bounded by ``timeout``), end threads."""
-        with self._lock:
+        with self._lock:  # markers queued under the lock: a job is either ahead of them or refused
             self._closed = True
             threads = list(self._threads)
-        for _ in threads:
-            self._queue.put(None)
+            for _ in threads:
+                self._queue.put(None)
         for thread in threads:
             thread.join(timeout / max(1, len(threads)))
 

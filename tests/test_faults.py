@@ -576,7 +576,7 @@ def test_status_going_backwards_while_saving(rig: Rig, tmp_path: Any) -> None:
     assert seen.handle.outcome is Outcome.SUCCEEDED
     snap = seen.handle.snapshot
     assert snap is not None and snap.status == "SUCCESS" and snap.result_url  # not replaced by the regression
-    assert seen.card.bar.bar_style == "success" and "saving failed" in seen.card.body.value
+    assert seen.card.bar.bar_style == "success" and "could not save: " in seen.card.body.value
     assert os.listdir(tmp_path) == []
 
 

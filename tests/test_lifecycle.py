@@ -16,7 +16,6 @@ import gc
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,6 @@ import time
 import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -34,6 +32,7 @@ import runway_widgets
 from runway_widgets import Client, Outcome, RequestBudget, watch
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Simulator, Timeline
+from throttle import Throttle, slow_task
 
 FAKE_KEY = "test-key-not-secret"  # made up; the simulator accepts any key
 BIG = 200_000_000  # bytes of synthetic video: minutes through the relay
@@ -75,79 +74,12 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-# -- a throttled view of the simulator's media ------------------------------------------------------------
-
-
-class Throttle:
-    """A loopback TCP relay to ``port`` that passes the answer at ``rate`` bytes/s."""
-
-    def __init__(self, port: int, rate: float = 4_000_000) -> None:
-        self.port, self.rate = port, rate
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.1)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self._stop = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._threads = [threading.Thread(target=self._accept, name="test-throttle", daemon=True)]
-        self._threads[0].start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                down, _ = self.sock.accept()
-            except OSError:
-                continue
-            up = socket.create_connection(("127.0.0.1", self.port))
-            self._sockets += [down, up]
-            for source, sink, slow in ((down, up, False), (up, down, True)):
-                thread = threading.Thread(target=self._pump, args=(source, sink, slow), name="test-throttle-pump",
-                                          daemon=True)
-                self._threads.append(thread)
-                thread.start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, slow: bool) -> None:
-        try:
-            while not self._stop.is_set():
-                data = source.recv(16384)
-                if not data:
-                    break
-                sink.sendall(data)
-                if slow:
-                    time.sleep(len(data) / self.rate)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        for s in self._sockets:
-            try:
-                s.close()
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(5)
-
-
 @pytest.fixture
 def slow_video(sim: Simulator) -> Iterator[str]:
     """A finished task whose (validly signed) 200 MB video comes through the throttle."""
-    source = sim.add_task(FAKE_KEY, instant(media_size=BIG))
-    with Client(FAKE_KEY, sim.base_url) as client:
-        url = client.fetch(source).result_url
-    assert url is not None
     throttle = Throttle(sim.port)
     try:
-        slowed = url.replace(urlsplit(url).netloc, throttle.address)
-        yield sim.add_task(FAKE_KEY, instant(result_url_override=slowed))
+        yield slow_task(sim, throttle, FAKE_KEY, BIG)
     finally:
         throttle.close()
 

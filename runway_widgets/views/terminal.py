@@ -101,8 +101,8 @@ class TerminalBoard:
             where = f" saved to {update.saved_path}" if update.saved_path else ""
             url = snap.result_url if snap and snap.result_url else "(no video URL)"
             tail = f"{ok} {plain(snap.status) if snap else 'SUCCESS'} {format_duration(update.elapsed)}  {url}{where}"
-            if update.error is not None:
-                tail += f"  ({bad} {plain(str(update.error))})"
+            if update.error is not None:  # only saving can fail after a success
+                tail += f"  ({bad} {plain(update.note or str(update.error))})"
             return f"{head} {tail}"
         if update.done:
             return f"{head} {bad} {plain(status_phrase(update))}"
