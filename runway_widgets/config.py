@@ -184,10 +184,15 @@ def validate_save(value: object) -> str | None:
         raise ConfigError("The save folder is empty; give a folder name such as runway_videos/.")
     if any(ord(ch) < 32 for ch in text):
         raise ConfigError("The save folder name contains control characters.")
-    path = os.path.expanduser(text)
+    path = os.path.expanduser(text).rstrip("/" + os.sep) or text
     if text.endswith(("/", os.sep)) and os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"The save folder {text!r} is a file, not a folder.")
     return text
+
+
+def _as_folder(text: str | None) -> str | None:
+    # A default applies to every task: it is always a folder (one file per task id).
+    return text if text is None or text.endswith(("/", os.sep)) else text + os.sep
 
 
 def configure(*, save: object = ...) -> None:
@@ -196,7 +201,7 @@ def configure(*, save: object = ...) -> None:
     Parameters
     ----------
     save:
-        A folder (or file) every watch saves its video to unless told otherwise, so a
+        A folder every watch saves its video to (as ``<task id>.mp4``) unless told otherwise, so a
         class or a Colab notebook keeps every result without ``--save`` on each call;
         ``None`` turns the default off.  Without a call, ``$RUNWAY_WIDGETS_SAVE`` is used
         when set.
@@ -205,7 +210,7 @@ def configure(*, save: object = ...) -> None:
     >>> rw.configure(save="runway_videos/")
     """
     if save is not ...:
-        _configured["save"] = validate_save(save)
+        _configured["save"] = _as_folder(validate_save(save))
 
 
 def default_save() -> str | None:
@@ -216,6 +221,6 @@ def default_save() -> str | None:
     if not env:
         return None
     try:
-        return validate_save(env)
+        return _as_folder(validate_save(env))
     except ConfigError as exc:
         raise ConfigError(f"{SAVE_ENV}: {exc}") from None
