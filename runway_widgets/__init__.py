@@ -47,6 +47,8 @@ from .errors import (
     WatchTimeoutError,
 )
 from .policy import PacingConfig
+from .records import TaskRecord
+from .resume import history, resume
 from .scheduler import set_request_budget
 from .snapshot import TaskSnapshot, TaskState, parse_task
 from .watch import Outcome, Watch, WatchUpdate
@@ -64,6 +66,9 @@ __all__ = [
     "recent_watches",
     "stop_all",
     "wait_all",
+    "resume",
+    "history",
+    "TaskRecord",
     "create_text_to_video",
     "create_image_to_video",
     "create_video_to_video",

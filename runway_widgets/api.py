@@ -17,6 +17,7 @@ from .config import Secret, resolve_base_url, resolve_key, validate_task_id
 from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
 from .policy import PacingConfig
+from .recorder import track
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
 from .watch import Watch, WatchSettings, WatchUpdate
@@ -125,6 +126,7 @@ def watch(
         handle.finisher = _saver(save)
     if on_update is not None:
         handle.on_update(on_update)
+    track(handle, save)  # journaled before the first poll (and before a superseded watch stops)
     key = (client.base_url, client.key_fingerprint, task_id)
     with _lock:
         previous = _live.get(key)
