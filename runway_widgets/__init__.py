@@ -48,7 +48,7 @@ from .errors import (
 )
 from .policy import PacingConfig
 from .records import TaskRecord
-from .resume import history, resume
+from .resuming import history, resume
 from .scheduler import set_request_budget
 from .snapshot import TaskSnapshot, TaskState, parse_task
 from .watch import Outcome, Watch, WatchUpdate

@@ -23,7 +23,7 @@ from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
 from .journal import journal_path
 from .recorder import set_origin
 from .records import TaskRecord
-from .resume import resumable, resume_records
+from .resuming import resumable, resume_records
 from .views.terminal import TerminalBoard, plain
 from .watch import Outcome, Watch
 

@@ -108,7 +108,7 @@ class RunwayMagics(Magics):
     def _resume(self, args: Any) -> list[Watch]:
         """``--resume``: watches of the journal's unfinished tasks of the gateway (none: says so)."""
         from .journal import journal_path
-        from .resume import resumable, resume_records
+        from .resuming import resumable, resume_records
 
         if args.task_ids or args.demo is not None:
             raise UsageError("--resume takes its tasks from the journal; do not pass task ids or --demo with it.")
@@ -248,7 +248,7 @@ def _history_of(args: Any) -> None:
     from IPython.display import display
 
     from .journal import journal_path
-    from .resume import history
+    from .resuming import history
     from .views.history import history_bundle
 
     if args.limit < 0:

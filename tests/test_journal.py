@@ -389,7 +389,7 @@ def test_a_lock_that_never_comes_drops_the_write_with_the_warning(tmp_path: Path
 
 def test_journal_module_is_light() -> None:
     """The journal, the records and the recorder import neither IPython nor ipywidgets."""
-    code = ("import sys, runway_widgets.journal, runway_widgets.recorder, runway_widgets.resume; "
+    code = ("import sys, runway_widgets.journal, runway_widgets.recorder, runway_widgets.resuming; "
             "print([m for m in ('IPython', 'ipywidgets') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
