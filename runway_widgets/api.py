@@ -100,7 +100,8 @@ def watch(
         Called with a :class:`WatchUpdate` after every poll, on a background thread.
 
     Watching a task that is already being watched (same key and base URL) stops the old
-    watch, which says it was superseded, so one task never has two pollers.
+    watch, which says it was superseded, so one task never has two pollers.  The task is
+    written to the task journal before the first poll (see :func:`runway_widgets.resume`).
     """
     task_id = validate_task_id(task_id)
     if timeout is None or not timeout > 0:

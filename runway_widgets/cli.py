@@ -135,8 +135,8 @@ def _main(argv: Sequence[str] | None) -> int:
             task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task
             show = not args.json or progress_stream.isatty()
             board = TerminalBoard(task_ids, progress_stream) if show else None
-            options: dict[str, Any] = dict(timeout=args.timeout, interval=args.interval, give_up_after=args.give_up_after,
-                           not_found_grace=args.not_found_grace, on_update=board)
+            options: dict[str, Any] = {"timeout": args.timeout, "interval": args.interval, "on_update": board,
+                                       "give_up_after": args.give_up_after, "not_found_grace": args.not_found_grace}
             if records is not None:
                 watches = resume_records(records, save=args.save, **options)
             else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -168,12 +167,20 @@ def test_resume_in_the_shell_shows_a_board(shell: Any, sim: Simulator, tmp_path:
     task = sim.add_task(FAKE_KEY, quick())
     write([{"task_id": task, "base_url": sim.base_url, "outcome": "watching", "pid": dead_pid(),
             "hostname": os.uname().nodename, "save": str(tmp_path) + os.sep}])
-    handle = shell.run_line_magic("runway_watch", "--resume --interval 0.1")
+    shell.user_ns["__vsc_ipynb_file__"] = "/home/u/boats.ipynb"  # what VS Code's kernel sets
+    try:
+        handle = shell.run_line_magic("runway_watch", "--resume --interval 0.1")
+    finally:
+        del shell.user_ns["__vsc_ipynb_file__"]
     assert handle is None or handle.done()  # terminal IPython: the board blocks until done
     out = capsys.readouterr().out
     assert task[:8] in out and "SUCCESS" in out
     assert (tmp_path / f"{task}.mp4").stat().st_size > 0
-    assert journal_record(sim.base_url, task).outcome == "succeeded"  # type: ignore[union-attr]
+    record = journal_record(sim.base_url, task)
+    assert record is not None and record.outcome == "succeeded" and record.origin == "/home/u/boats.ipynb"
+    other = sim.add_task(FAKE_KEY, quick())
+    shell.run_line_magic("runway_watch", f"{other} --interval 0.1")
+    assert journal_record(sim.base_url, other).origin == "ipython"  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------- the CLI, killed
@@ -266,8 +273,8 @@ class Kernel:
         assert reply["content"]["status"] == "ok", (reply["content"], outputs)
         return outputs
 
-    def restart(self) -> None:
-        self.km.restart_kernel(now=True)  # the old process is killed
+    def restart(self, now: bool) -> None:
+        self.km.restart_kernel(now=now)  # now: the old process is killed; else asked to shut down
         self.kc.stop_channels()
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -293,7 +300,9 @@ def text_of(outputs: list[dict[str, Any]]) -> str:
 
 
 @pytest.mark.kernel
-def test_kernel_restart_mid_watch_then_magic_resume_finishes_and_saves(sim: Simulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("now", [True, False], ids=["killed", "graceful"])
+def test_kernel_restart_mid_watch_then_magic_resume_finishes_and_saves(sim: Simulator, tmp_path: Path,
+                                                                        now: bool) -> None:
     from kernel_envs import _DROP
 
     task = sim.add_task(FAKE_KEY, quick(run_for=8.0))
@@ -312,7 +321,7 @@ def test_kernel_restart_mid_watch_then_magic_resume_finishes_and_saves(sim: Simu
                           30, "the kernel to journal IN_PROGRESS")
         assert record.origin == str(work / "nb.ipynb") and record.pid == first_pid
         assert record.save == str(work / "videos") + os.sep
-        kernel.restart()
+        kernel.restart(now)
         assert kernel.pid != first_pid
         assert not (work / "videos").exists() or not list((work / "videos").glob("*.mp4"))
 
@@ -333,3 +342,22 @@ def test_kernel_restart_mid_watch_then_magic_resume_finishes_and_saves(sim: Simu
         assert task in history and f"saved to {saved}" in history
     finally:
         kernel.close()
+
+
+def test_a_demo_task_resumes_only_while_its_simulator_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runway_widgets.demo import create_demo_tasks, stop_demo
+
+    monkeypatch.delenv("COMETAPI_KEY", raising=False)  # the demo needs none
+    try:
+        client, [task] = create_demo_tasks(1)
+        first = rw.watch(task, client=client, interval=0.2)
+        first.stop("Stopped with %runway_stop.")
+        assert journal_record(client.base_url, task).demo  # type: ignore[union-attr]
+        [again] = rw.resume(client.base_url, interval=0.2)
+        assert again.task_id == task and again.client is client
+        again.stop()
+        base_url = client.base_url
+    finally:
+        stop_demo()
+    chosen, skipped = resumable(base_url)
+    assert chosen == [] and "demo simulator has gone" in skipped[0][1]
