@@ -129,14 +129,26 @@ class Journal:
             return False
 
     def _write_line(self, line: bytes, sync: bool) -> int:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
+            start = os.fstat(fd).st_size
+            if start and _byte_at(fd, start - 1) != b"\n":
+                line = b"\n" + line  # a writer killed mid-line: its fragment stays a line of its own
             view = memoryview(line)
-            while view:  # one write almost always; loop in case the kernel takes less
-                written = os.write(fd, view)
-                view = view[written:]
-            if sync:
-                os.fsync(fd)
+            try:
+                while view:  # one write almost always; loop in case the kernel takes less
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if sync:
+                    os.fsync(fd)
+            except OSError:
+                # A full disk mid-line: take the fragment back (we hold the lock, nobody
+                # wrote after us), so the next record does not glue onto it.
+                try:
+                    os.ftruncate(fd, start)
+                except OSError:
+                    pass
+                raise
             return os.fstat(fd).st_size
         finally:
             os.close(fd)
@@ -267,6 +279,13 @@ class Journal:
                     release()
             finally:
                 os.close(fd)
+
+
+def _byte_at(fd: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, 1, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows; O_APPEND still writes at the end
+    return os.read(fd, 1)
 
 
 def merge(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

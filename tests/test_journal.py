@@ -225,6 +225,44 @@ def test_history_skips_corrupt_lines_of_the_real_journal(caplog: pytest.LogCaptu
     assert len([r for r in caplog.records if "corrupt" in r.getMessage()]) == 1
 
 
+def test_a_torn_line_does_not_swallow_the_next_record(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "tasks.jsonl"
+    path.write_bytes(b'{"task_id": "t1", "base_url": "u"}\n{"task_id": "killed mid-wri')  # kill -9 mid-line
+    journal = Journal(path)
+    assert journal.append({"task_id": "t2", "base_url": "u"})
+    with caplog.at_level(logging.WARNING, logger="runway_widgets"):
+        assert [r["task_id"] for r in journal.records()] == ["t1", "t2"]
+    assert "skipped 1 corrupt record" in caplog.text
+
+
+FULL_DISK = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    from runway_widgets.journal import Journal
+    journal = Journal(sys.argv[1])
+    assert journal.append({"task_id": "before", "base_url": "u"})
+    size = os.path.getsize(sys.argv[1])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit: EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, size + 100))  # the "disk" fills mid-line
+    big = journal.append({"task_id": "big", "base_url": "u", "pad": "x" * 1000})
+    again = journal.append({"task_id": "big2", "base_url": "u", "pad": "x" * 1000})
+    small = journal.append({"task_id": "small", "base_url": "u"})
+    print(json.dumps([big, again, small, os.path.getsize(sys.argv[1]) - size]))
+""")
+
+
+def test_a_full_disk_mid_record_leaves_no_fragment_and_warns_once(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.jsonl"
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, str(path)], capture_output=True, text=True, timeout=60,
+                          start_new_session=True)
+    assert proc.returncode == 0, proc.stderr
+    big, again, small, grown = json.loads(proc.stdout)
+    assert (big, again, small) == (False, False, True) and 0 < grown <= 100
+    assert proc.stderr.count("cannot write the task journal") == 1, proc.stderr
+    assert "too large" in proc.stderr.lower()  # EFBIG's strerror: the reason is in the sentence
+    assert [r["task_id"] for r in Journal(path).records()] == ["before", "small"]
+    assert path.read_bytes().endswith(b"\n")
+
+
 # ------------------------------------------------------------------------------- the bound
 def test_the_journal_size_stays_bounded(tmp_path: Path) -> None:
     path = tmp_path / "tasks.jsonl"
