@@ -84,6 +84,11 @@ def proc_start(pid: int) -> str | None:
         return None
 
 
+def _is_demo(client: Client) -> bool:
+    demo = sys.modules.get("runway_widgets.demo")  # loaded if a demo ran; never imported here
+    return demo is not None and bool(demo.is_demo_client(client))
+
+
 def _clip(value: Any) -> Any:
     if isinstance(value, str):
         return value if len(value) <= _TEXT_LIMIT else value[:_TEXT_LIMIT] + "…"
@@ -107,6 +112,8 @@ def record_created(client: Client, path: str, body: Mapping[str, Any], task_id: 
                   "created_at": iso_time(now), "updated_at": iso_time(now), "origin": origin(),
                   "status": None, "outcome": "created"}
         record["created_by"] = process_identity()
+        if _is_demo(client):
+            record["demo"] = True
         get_journal().append({k: v for k, v in record.items() if v is not None}, sync=True, scrub=client._scrub)
     except Exception:  # the new task's id matters more than its journal entry
         log.exception("runway_widgets: could not journal the new task %s", task_id)
@@ -157,8 +164,7 @@ class _Recorder:
                   "outcome": Outcome.WATCHING.value, "ended_at": None, "error": None}
         if self.save is not None:
             record["save"] = self.save
-        demo = sys.modules.get("runway_widgets.demo")  # loaded if a demo ran; never imported here
-        if demo is not None and demo.is_demo_client(self.client):
+        if _is_demo(self.client):
             record["demo"] = True  # its simulator lives and dies with this process
         self._write(record, sync=True)
         self.handle.on_update(self)

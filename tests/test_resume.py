@@ -350,6 +350,7 @@ def test_a_demo_task_resumes_only_while_its_simulator_runs(monkeypatch: pytest.M
     monkeypatch.delenv("COMETAPI_KEY", raising=False)  # the demo needs none
     try:
         client, [task] = create_demo_tasks(1)
+        assert journal_record(client.base_url, task).demo  # type: ignore[union-attr]  # from the create call
         first = rw.watch(task, client=client, interval=0.2)
         first.stop("Stopped with %runway_stop.")
         assert journal_record(client.base_url, task).demo  # type: ignore[union-attr]
