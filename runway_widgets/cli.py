@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="watch again every unfinished task of the gateway in the task journal "
                              "(after a killed CLI or a restarted kernel); each saves where it was asked to")
+    parser.add_argument("--include-live", action="store_true",
+                        help="with --resume: also tasks that another live process is still watching")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -87,7 +89,7 @@ def _plan_resume(args: argparse.Namespace, out: TextIO) -> list[TaskRecord]:
     """The journal's unfinished tasks of the gateway; says what it skips and why."""
     if args.task_ids or args.demo:
         raise ConfigError("--resume takes its tasks from the journal; do not pass task ids or --demo with it.")
-    records, skipped = resumable(args.base_url)
+    records, skipped = resumable(args.base_url, include_live=args.include_live)
     host = urlsplit(resolve_base_url(args.base_url)).netloc
     for record, why in skipped:
         out.write(f"Skipped {record.task_id}: {why}.\n")
@@ -117,6 +119,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         with ExitStack() as stack:
             records: list[TaskRecord] | None = None
+            if args.include_live and not args.resume:
+                raise ConfigError("--include-live only goes with --resume.")
             if args.resume:
                 records = _plan_resume(args, progress_stream)
                 if not records:

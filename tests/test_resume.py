@@ -234,6 +234,8 @@ def test_cli_killed_with_sigterm_then_resume_json_finishes_it(sim: Simulator, tm
     assert (code, out) == (0, "") and "Nothing to resume" in err
     code, _, err = finish(cli(["--resume", task], sim.base_url))
     assert code == 2 and "do not pass task ids" in err
+    code, _, err = finish(cli([task, "--include-live"], sim.base_url))
+    assert code == 2 and "--include-live only goes with --resume" in err
 
 
 # ------------------------------------------------------------------- a kernel, restarted
