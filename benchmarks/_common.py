@@ -30,6 +30,17 @@ if str(REPO) not in sys.path:  # run as a script from a checkout: make the packa
 
 FAKE_KEY = "made-up-benchmark-key"  # the simulator takes any non-empty key
 
+# Simulated tasks stay out of the user's task journal (and its history): a throw-away one,
+# inherited by every subprocess and kernel a benchmark starts.
+if not os.environ.get("RUNWAY_WIDGETS_BENCH_JOURNAL"):
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["RUNWAY_WIDGETS_BENCH_JOURNAL"] = os.environ["RUNWAY_WIDGETS_HOME"] = tempfile.mkdtemp(
+        prefix="runway-bench-journal-")
+    atexit.register(shutil.rmtree, os.environ["RUNWAY_WIDGETS_HOME"], True)
+
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # so `finally` blocks stop the simulators and kernels we started

@@ -49,6 +49,8 @@ from .errors import (
     WatchTimeoutError,
 )
 from .policy import PacingConfig
+from .records import TaskRecord
+from .resuming import history, resume
 from .scheduler import set_request_budget
 from .snapshot import TaskSnapshot, TaskState, parse_task
 from .watch import Outcome, Watch, WatchUpdate
@@ -68,6 +70,9 @@ __all__ = [
     "refresh_result",
     "stop_all",
     "wait_all",
+    "resume",
+    "history",
+    "TaskRecord",
     "create_text_to_video",
     "create_image_to_video",
     "create_video_to_video",

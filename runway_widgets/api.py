@@ -20,6 +20,7 @@ from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
 from .expiry import is_expired
 from .policy import PacingConfig
+from .recorder import track
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
 from .watch import Outcome, Watch, WatchSettings, WatchUpdate
@@ -105,7 +106,8 @@ def watch(
         Called with a :class:`WatchUpdate` after every poll, on a background thread.
 
     Watching a task that is already being watched (same key and base URL) stops the old
-    watch, which says it was superseded, so one task never has two pollers.
+    watch, which says it was superseded, so one task never has two pollers.  The task is
+    written to the task journal before the first poll (see :func:`runway_widgets.resume`).
     """
     task_id = validate_task_id(task_id)
     if timeout is None or not timeout > 0:
@@ -131,6 +133,7 @@ def watch(
         partials.arm()  # SIGTERM, SIGHUP or exit mid-download remove the .part file
     if on_update is not None:
         handle.on_update(on_update)
+    track(handle, destination)  # journaled before the first poll (and before a superseded watch stops)
     key = (client.base_url, client.key_fingerprint, task_id)
     with _lock:
         previous = _live.get(key)

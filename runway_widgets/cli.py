@@ -13,12 +13,17 @@ import json
 import logging
 import sys
 from contextlib import ExitStack
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
+from urllib.parse import urlsplit
 
 from .api import shutdown_downloads, stop_all, watch
 from .client import Client
-from .config import validate_task_id
+from .config import resolve_base_url, validate_task_id
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
+from .journal import journal_path
+from .recorder import set_origin
+from .records import TaskRecord
+from .resuming import resumable, resume_records
 from .views.terminal import TerminalBoard, plain
 from .watch import Outcome, Watch
 
@@ -56,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON line per task with its final state")
     parser.add_argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
     parser.add_argument("--demo", action="store_true", help="start the built-in simulator, create a task on it and watch it (no key needed)")
+    parser.add_argument("--resume", action="store_true",
+                        help="watch again every unfinished task of the gateway in the task journal "
+                             "(after a killed CLI or a restarted kernel); each saves where it was asked to")
+    parser.add_argument("--include-live", action="store_true",
+                        help="with --resume: also tasks that another live process is still watching")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -77,8 +87,32 @@ def _start_demo(stack: ExitStack, out: TextIO) -> tuple[Client, list[str]]:
     return client, task_ids
 
 
+def _plan_resume(args: argparse.Namespace, out: TextIO) -> list[TaskRecord]:
+    """The journal's unfinished tasks of the gateway; says what it skips and why."""
+    if args.task_ids or args.demo:
+        raise ConfigError("--resume takes its tasks from the journal; do not pass task ids or --demo with it.")
+    records, skipped = resumable(args.base_url, include_live=args.include_live)
+    host = urlsplit(resolve_base_url(args.base_url)).netloc
+    for record, why in skipped:
+        out.write(f"Skipped {record.task_id}: {why}.\n")
+    count = len(records)
+    if count:
+        out.write(f"Resuming {count} unfinished task{'s' if count != 1 else ''} of {host} (journal: {journal_path()})\n")
+    else:
+        out.write(f"Nothing to resume: no unfinished task of {host} in {journal_path()}.\n")
+    return records
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``runway-watch``; returns the exit code."""
+    previous = set_origin("cli")  # the journal says where each task was watched from
+    try:
+        return _main(argv)
+    finally:
+        set_origin(previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose:
@@ -88,7 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with ExitStack() as stack:
             if args.no_save and args.save is not None:
                 raise ConfigError("Choose one of --save and --no-save.")
-            if args.demo:
+            records: list[TaskRecord] | None = None
+            if args.include_live and not args.resume:
+                raise ConfigError("--include-live only goes with --resume.")
+            if args.resume:
+                records = _plan_resume(args, progress_stream)
+                if not records:
+                    return EXIT_OK
+                task_ids = [r.task_id for r in records]
+            elif args.demo:
                 if args.task_ids:
                     raise ConfigError("--demo creates its own task; do not pass task ids with it.")
                 client, task_ids = _start_demo(stack, progress_stream)
@@ -101,12 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task
             show = not args.json or progress_stream.isatty()
             board = TerminalBoard(task_ids, progress_stream) if show else None
-            watches = [
-                watch(t, client=client, timeout=args.timeout, interval=args.interval,
-                      save=False if args.no_save else args.save,
-                      give_up_after=args.give_up_after, not_found_grace=args.not_found_grace, on_update=board)
-                for t in task_ids
-            ]
+            options: dict[str, Any] = {"timeout": args.timeout, "interval": args.interval, "on_update": board,
+                                       "give_up_after": args.give_up_after, "not_found_grace": args.not_found_grace}
+            save = False if args.no_save else args.save
+            if records is not None:
+                watches = resume_records(records, save=save, **options)
+            else:
+                watches = [watch(t, client=client, save=save, **options) for t in task_ids]
             try:
                 for handle in watches:
                     try:

@@ -27,6 +27,7 @@ from .config import (
     validate_task_id,
 )
 from .errors import ConfigError, ProtocolError, TransportError
+from .recorder import record_created
 from .responses import Answer, interpret_create, interpret_task
 from .snapshot import TaskSnapshot, safe_url
 
@@ -235,7 +236,9 @@ class Client:
             )
         body = {"callback_url": _check_url(callback, "callback_url")}
         body.update({k: v for k, v in fields.items() if v is not None})
-        return interpret_create(self._request("POST", path, body), self._wall_clock())
+        task_id = interpret_create(self._request("POST", path, body), self._wall_clock())
+        record_created(self, path, body, task_id)  # in the journal before anyone polls it
+        return task_id
 
     def create_text_to_video(
         self,

@@ -14,7 +14,8 @@ import threading
 
 from .client import Client
 
-__all__ = ["demo_client", "create_demo_tasks", "demo_save_dir", "stop_demo"]
+__all__ = ["demo_client", "create_demo_tasks", "demo_save_dir", "stop_demo", "is_demo_client",
+           "running_demo_client"]
 
 _lock = threading.Lock()
 _sim = None
@@ -43,6 +44,16 @@ def demo_client() -> Client:
             _client = Client(f"demo-{secrets.token_hex(8)}", _sim.base_url)
         assert _client is not None
         return _client
+
+
+def is_demo_client(client: object) -> bool:
+    """True for the client of this process's running demo simulator."""
+    return client is not None and client is _client
+
+
+def running_demo_client() -> Client | None:
+    """The demo simulator's client if it runs in this process (never starts one)."""
+    return _client
 
 
 def create_demo_tasks(count: int = 1, fail: bool = False) -> tuple[Client, list[str]]:

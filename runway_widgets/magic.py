@@ -61,6 +61,11 @@ class RunwayMagics(Magics):
     @argument("--demo", nargs="?", type=int, const=1, default=None, metavar="N",
               help="start the built-in simulator, create N demo tasks (default 1) and watch them; no key needed")
     @argument("--demo-fail", action="store_true", help="with --demo: make the last demo task fail")
+    @argument("--resume", action="store_true",
+              help="watch again every unfinished task of the gateway in the task journal (after a kernel "
+                   "restart or a killed CLI); each saves where its first watch was asked to")
+    @argument("--include-live", action="store_true",
+              help="with --resume: also tasks another live kernel or CLI is still watching")
     @line_magic
     def runway_watch(self, line: str) -> Any:
         """Watch one or more Runway tasks: a live card, then the video inline.
@@ -71,6 +76,7 @@ class RunwayMagics(Magics):
             %runway_watch 3d957031-9a2a-45e2-9dc7-bc8513059c50
             h = %runway_watch ID --save videos/  # keep the handle: h.wait(), h.result_url
             %runway_watch ID1 ID2 ID3 --wait     # a board; the cell returns when all are done
+            %runway_watch --resume               # every unfinished task of the journal, after a restart
 
         The key comes from ``COMETAPI_KEY`` (or, in Colab, a secret of that name).
         """
@@ -79,22 +85,50 @@ class RunwayMagics(Magics):
             raise UsageError("Choose one of --wait/--foreground and --background.")
         if args.demo_fail and args.demo is None:
             raise UsageError("--demo-fail only goes with --demo.")
+        if args.include_live and not args.resume:
+            raise UsageError("--include-live only goes with --resume.")
         try:
             if in_kernel(self.shell):
                 require_ipywidgets()  # before any task is created or watched
-            client, task_ids = self._client_and_ids(args)
             if args.no_save and args.save is not None:
                 raise UsageError("Choose one of --save and --no-save.")
             save = False if args.no_save else args.save
-            if save is None and args.demo is not None and default_save() is None:
-                from .demo import demo_save_dir
+            if args.resume:
+                watches = self._resume(args, save)
+                if not watches:
+                    return None
+            else:
+                client, task_ids = self._client_and_ids(args)
+                if save is None and args.demo is not None and default_save() is None:
+                    from .demo import demo_save_dir
 
-                save = demo_save_dir()  # the card then embeds the small file
-            watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=save)
-                       for t in task_ids]
+                    save = demo_save_dir()  # the card then embeds the small file
+                watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=save)
+                           for t in task_ids]
         except RunwayWidgetsError as exc:
             raise UsageError(str(exc)) from None
         return self._present(watches, args)
+
+    def _resume(self, args: Any, save: str | bool | None) -> list[Watch]:
+        """``--resume``: watches of the journal's unfinished tasks of the gateway (none: says so)."""
+        from .journal import journal_path
+        from .resuming import resumable, resume_records
+
+        if args.task_ids or args.demo is not None:
+            raise UsageError("--resume takes its tasks from the journal; do not pass task ids or --demo with it.")
+        records, skipped = resumable(args.base_url, include_live=args.include_live)
+        for record, why in skipped:
+            print(f"Skipped {record.task_id}: {why}.")
+        if not records:
+            print(f"Nothing to resume: no unfinished task of this gateway in {journal_path()}.")
+            return []
+        key = resolve_key()
+        if key is None and not all(r.demo for r in records):
+            secret = colab_secret(KEY_ENV)  # on the main thread, as Colab requires
+            key = resolve_key(secret) if secret else None
+            if key is None:
+                raise UsageError(MISSING_KEY_HELP)
+        return resume_records(records, api_key=key, save=save, timeout=args.timeout, interval=args.interval)
 
     def _parse(self, func: Any, line: str) -> Any:
         try:
@@ -181,11 +215,24 @@ class RunwayMagics(Magics):
             handle.stop("Stopped with %runway_stop.")
         print(f"Stopped watching {len(chosen)} task{'s' if len(chosen) != 1 else ''}.")
 
+    @magic_arguments()
+    @argument("--history", action="store_true",
+              help="every task in the journal (all kernels and CLIs of this user), newest first")
+    @argument("--status", action="append", metavar="STATUS",
+              help="with --history: only this outcome, state or status (e.g. failed, succeeded, unfinished); repeatable")
+    @argument("--limit", type=int, default=50, metavar="N", help="with --history: at most N tasks (default 50)")
+    @argument("--base-url", metavar="URL", help="with --history: only this gateway's tasks")
     @line_magic
     def runway_tasks(self, line: str = "") -> None:
-        """List the tasks watched in this kernel and how each stands or ended."""
+        """List the tasks watched in this kernel and how each stands or ended (``--history``: every kernel's)."""
         from IPython.display import display
 
+        args = self._parse(self.runway_tasks, line)
+        if args.history:
+            _history_of(args)
+            return
+        if args.status or args.base_url:
+            raise UsageError("--status and --base-url go with --history.")
         watches = api.recent_watches()
         if not watches:
             print("No tasks watched yet. Try  %runway_watch --demo")
@@ -199,6 +246,26 @@ class RunwayMagics(Magics):
         )
         table = f"<table><tr><th{left}>task</th><th{left}>watch</th><th{left}>status</th></tr>{rows}</table>"
         display({"text/html": table, "text/plain": "\n".join(summary_line(u) for u in updates)}, raw=True)
+
+
+def _history_of(args: Any) -> None:
+    from IPython.display import display
+
+    from .journal import journal_path
+    from .resuming import history
+    from .views.history import history_bundle
+
+    if args.limit < 0:
+        raise UsageError("--limit takes a number, 0 or more.")
+    try:
+        records = history(status=args.status, limit=args.limit, base_url=args.base_url)
+    except RunwayWidgetsError as exc:
+        raise UsageError(str(exc)) from None
+    if not records:
+        which = f" with status {', '.join(args.status)}" if args.status else ""
+        print(f"No tasks{which} in the journal ({journal_path()}).")
+        return
+    display(history_bundle(records), raw=True)
 
 
 def _is_bare_statement(shell: Any) -> bool:

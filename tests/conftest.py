@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -17,11 +22,26 @@ from runway_widgets.simulator import Simulator, Timeline
 
 FAKE_KEY = "test-key-not-secret"
 
+# Tests never write the task journal into the real home: a session folder from the start (for
+# session fixtures and anything they spawn), and a fresh one per test (the autouse fixture
+# below).  Subprocesses and kernels inherit it through os.environ.
+_SESSION_HOME = tempfile.mkdtemp(prefix="rw-test-home-")
+os.environ["RUNWAY_WIDGETS_HOME"] = _SESSION_HOME
+atexit.register(shutil.rmtree, _SESSION_HOME, True)
+
 # A CI runner may start us as a background job of a non-interactive shell, which ignores
 # SIGINT: Ctrl-C tests (interrupt_main, SIGINT to a child) would then test nothing.  Put
 # Python's handler back; children then get the default disposition on exec too.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def journal_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own task-journal folder (``$RUNWAY_WIDGETS_HOME``), apart from its tmp_path."""
+    home = tmp_path_factory.mktemp("rw-home")
+    monkeypatch.setenv("RUNWAY_WIDGETS_HOME", str(home))
+    return home
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runway_widgets.expiry import is_expired, url_expires_at
+from runway_widgets.expiry import is_expired, url_expiry
 
 T = datetime(2026, 12, 3, 10, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -28,8 +28,8 @@ T = datetime(2026, 12, 3, 10, 0, 0, tzinfo=timezone.utc).timestamp()
     (None, None),
     ("http://[::1/broken?exp=1", None),
 ])
-def test_url_expires_at(url: str | None, expected: float | None) -> None:
-    assert url_expires_at(url) == expected
+def test_url_expiry(url: str | None, expected: float | None) -> None:
+    assert url_expiry(url) == expected
 
 
 def test_is_expired_with_margin() -> None:

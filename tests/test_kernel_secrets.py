@@ -462,6 +462,7 @@ def test_no_key_in_any_kernel_message_or_saved_notebook(sim: Simulator, tmp_path
     sc.check_requests()
     assert files_with_key(workdir) == []  # the saved video, IPython's history, temp files
     assert key_hits((tmp_path / "kernel-manual.log").read_bytes()) == []
+    check_journal(sc)
     assert list(sc.videos.glob("*.mp4")), "the success's video was not saved"
 
 
@@ -535,6 +536,19 @@ def test_no_key_in_the_notebook_nbclient_saves(sim: Simulator, tmp_path: Path) -
     sc.check_requests()
     assert files_with_key(workdir) == []
     assert key_hits(log_path.read_bytes()) == []
+    check_journal(sc)
+
+
+def check_journal(sc: Scenario) -> None:
+    """The task journal the kernel wrote ($RUNWAY_WIDGETS_HOME, inherited) has every task and no key."""
+    from runway_widgets.journal import journal_home
+
+    home = journal_home()
+    journal = (home / "tasks.jsonl").read_bytes()
+    assert all(task.encode() in journal for task in sc.task_ids[:4]), journal[:500]
+    assert b"[redacted]" in journal  # the echoing task's fields, scrubbed
+    assert key_hits(journal) == []
+    assert files_with_key(home) == []
 
 
 def test_a_url_encoded_echo_is_scrubbed_too(sim: Simulator) -> None:

@@ -164,6 +164,17 @@ def test_cli_never_prints_the_key(tmp_path: Path) -> None:
         assert all(r.key_ok for r in sim.requests if not r.path.startswith("/media/"))
     saved = list((tmp_path / "success-saved").iterdir())
     assert len(saved) == 1 and saved[0].stat().st_size > 0
+    assert_journal_clean([sim.requests[0].task_id for sim in sims if sim.requests and sim.requests[0].task_id])
+
+
+def assert_journal_clean(task_ids: list[str]) -> None:
+    """The task journal these runs wrote holds every task, the redacted echoes, and never the key."""
+    from runway_widgets.journal import journal_path
+
+    text = journal_path().read_text(encoding="utf-8")
+    assert task_ids and all(task in text for task in task_ids), "a task is missing from the journal"
+    assert "[redacted]" in text  # the echoes reached the journal, scrubbed
+    assert_clean(text, "the task journal")
 
 
 # -- the Python API, the card and the static card, with every logger at DEBUG ---------------------------
@@ -365,12 +376,28 @@ def test_api_card_and_logs_never_show_the_key(debug_logs: Everything, tmp_path: 
     assert runs["key in action and result URL"].handle.result_url == "https://cdn.example.com/v.mp4?token=[redacted]"
     assert "Bearer [redacted]" in runs["key in action and result URL"].card.body.value
 
+    assert_journal_clean([run.handle.task_id for run in runs.values()])
+
     assert len(debug_logs.records) > 50
     names = {record.name for record in debug_logs.records}
     assert {"urllib3.connectionpool", "runway_widgets.simulator"} <= names  # DEBUG logging was on
     for record in debug_logs.records:
         for text in record_texts(record):
             assert_clean(text, f"a log record of {record.name}")
+
+
+def test_the_journal_scrubs_the_key_from_what_a_create_call_sent() -> None:
+    """A prompt or parameter holding the key (pasted by mistake) reaches the journal redacted."""
+    from runway_widgets.journal import journal_path
+
+    with Simulator(keys=[KEY], default_timeline=quick()) as sim:
+        task = runway_widgets.create_text_to_video(f"a boat {KEY}", api_key=KEY, base_url=sim.base_url,
+                                                   callback_url=f"https://example.com/hook?token={KEY}")
+        handle = watch(task, api_key=KEY, base_url=sim.base_url, interval=0.1)
+        handle.wait(20)
+    text = journal_path().read_text(encoding="utf-8")
+    assert task in text and "a boat [redacted]" in text and "hook?token=[redacted]" in text
+    assert_clean(text, "the task journal")
 
 
 # -- the key is read on the main thread only -------------------------------------------------------------
