@@ -1,6 +1,6 @@
 """Putting watches on a notebook page: display once, update from the poller, leave a static result.
 
-Rules this module keeps (see PITFALLS.md):
+Rules this module keeps (see docs/environment.md):
 
 * Widgets are created and displayed on the main thread, here; the poller's threads only
   assign traits.  Nothing here calls ``display``/``print`` from a background thread.

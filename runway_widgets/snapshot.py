@@ -1,4 +1,4 @@
-"""The task model: every feed form in PROTOCOL.md normalised into one immutable snapshot.
+"""The task model: every feed form in docs/protocol.md normalised into one immutable snapshot.
 
 Pure: no I/O, no clock, no threads.  This module is the only place that looks at raw
 status strings, raw progress values and the places a video URL may hide; everything else
@@ -244,7 +244,7 @@ def _task_object(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def _result_candidates(task: Mapping[str, Any]) -> list[object]:
-    """Every place PROTOCOL.md lists for the video URL, in order of preference."""
+    """Every place docs/protocol.md lists for the video URL, in order of preference."""
     fail_reason = task.get("fail_reason")
     inner = task.get("data")
     return [

@@ -6,7 +6,7 @@ session fixtures of ``tests/test_colab_env.py`` call :func:`ensure_env`, which f
 ready (or builds them when run without ``make``).
 
 * ``.venv-colab``: the versions Google Colab ships (ipywidgets 7.7.1, ipykernel 6.17.1,
-  IPython 7.34; see shared/design/PITFALLS.md) plus nbclient, so notebooks run there with
+  IPython 7.34; see docs/environment.md) plus nbclient, so notebooks run there with
   *that* venv's kernel.
 * ``.venv-ipk70``: ipykernel 7.0.1, whose contextvar parent kills plain threads that send
   comm messages (ipykernel#1450, fixed in 7.1).

@@ -1,4 +1,4 @@
-"""Table-driven tests of the pure task model: every feed form in PROTOCOL.md, and garbage."""
+"""Table-driven tests of the pure task model: every feed form in docs/protocol.md, and garbage."""
 
 from __future__ import annotations
 
