@@ -78,6 +78,11 @@ def run_cli(sim: Simulator, args: Sequence[str], *, as_nobody: bool = False, wra
     argv, extra = _nobody_python() if as_nobody else ([sys.executable], {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMETAPI_")}
     env.update(extra, COMETAPI_KEY=FAKE_KEY, COMETAPI_BASE_URL=sim.base_url, PYTHONIOENCODING="utf-8")
+    home = None
+    if as_nobody:  # a task journal that user may write (the suite's is root's own)
+        home = tempfile.mkdtemp(prefix="rw-home-")
+        os.chown(home, NOBODY, NOBODY)
+        env["RUNWAY_WIDGETS_HOME"] = home
     started = time.monotonic()
     proc = subprocess.Popen([*wrap, *argv, "-m", "runway_widgets.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env, cwd=cwd or "/",
@@ -88,6 +93,8 @@ def run_cli(sim: Simulator, args: Sequence[str], *, as_nobody: bool = False, wra
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
     return proc.returncode, out, err, time.monotonic() - started
 
 
