@@ -177,10 +177,15 @@ def test_reopened_notebook_shows_final_cards(flavour: str, widget_state: bool, o
 
 
 @pytest.mark.parametrize("flavour", ["lab", "notebook"])
-def test_notebook_saved_mid_watch_shows_last_state(flavour: str, open_notebook: OpenNotebook,
-                                                  browser_sim: Simulator) -> None:
+@pytest.mark.parametrize("widget_state", [False, True], ids=["no-widget-state", "widget-state"])
+def test_notebook_saved_mid_watch_shows_last_state(flavour: str, widget_state: bool, open_notebook: OpenNotebook,
+                                                  browser_sim: Simulator, save_widget_state: Any) -> None:
     task_id = browser_sim.add_task(BROWSER_FAKE_KEY, Timeline.fast(run_for=600.0))
     nb = open_notebook(flavour, name=f"midway-{uuid.uuid4().hex[:6]}.ipynb")
+    if widget_state:
+        save_widget_state(nb.server)
+        nb.page.reload()
+        nb.wait_kernel_ready()
     nb.run_code("%load_ext runway_widgets")
     cell = nb.run_code(f"%runway_watch {task_id} --interval 1")
     nb.scroll_to(cell)
@@ -190,12 +195,17 @@ def test_notebook_saved_mid_watch_shows_last_state(flavour: str, open_notebook: 
     time.sleep(2.5)  # the record is rewritten at most every 2 s
     nb = reopen(nb)
     time.sleep(2.0)
-    nb.screenshot("reopened-midway")
+    nb.screenshot(f"reopened-midway-{'state' if widget_state else 'nostate'}")
     state = page_state(nb)
-    assert state["liveCards"] == 0
-    assert len(state["records"]) == 1, state
-    record = state["records"][0]
-    assert "IN_PROGRESS" in record and "--resume" in record, record
-    assert task_id[:8] in record, record
-    assert not state["errorShown"], "the widget's 'model not found' line is shown above the record"
+    assert not state["errorShown"], "the widget's 'model not found' line is shown"
+    if widget_state:
+        # The widget comes back from the saved state as it was (and hides the record).
+        assert state["liveCards"] == 1 and not state["records"], state
+        assert "IN_PROGRESS" in state["text"], state["text"]
+    else:
+        assert state["liveCards"] == 0
+        assert len(state["records"]) == 1, state
+        record = state["records"][0]
+        assert "IN_PROGRESS" in record and "--resume" in record, record
+        assert task_id[:8] in record, record
     nb.close()
