@@ -112,14 +112,17 @@ def reopen(nb: NotebookPage) -> NotebookPage:
 
 
 @pytest.fixture
-def save_widget_state(request: pytest.FixtureRequest, open_notebook: OpenNotebook) -> Iterator[Any]:
-    """Turn JupyterLab's "save widget state automatically" on for one flavour, off afterwards."""
+def save_widget_state(open_notebook: OpenNotebook) -> Iterator[Any]:
+    """Turn JupyterLab's "save widget state automatically" on for a page's server (the page
+    is reloaded to take it), off again afterwards."""
     servers: list[Any] = []
 
-    def turn_on(server: Any) -> None:
-        server.api("PUT", "/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin",
-                   {"raw": json.dumps({"saveState": True})})
-        servers.append(server)
+    def turn_on(nb: NotebookPage) -> None:
+        nb.server.api("PUT", "/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin",
+                      {"raw": json.dumps({"saveState": True})})
+        servers.append(nb.server)
+        nb.page.reload()
+        nb.wait_kernel_ready()
 
     yield turn_on
     for server in servers:
@@ -137,9 +140,7 @@ def test_reopened_notebook_shows_final_cards(flavour: str, widget_state: bool, o
     later = browser_sim.add_task(BROWSER_FAKE_KEY, Timeline.fast(run_for=3.0))
     nb = open_notebook(flavour, name=f"reopen-{uuid.uuid4().hex[:6]}.ipynb")
     if widget_state:
-        save_widget_state(nb.server)
-        nb.page.reload()
-        nb.wait_kernel_ready()
+        save_widget_state(nb)
     nb.run_code("%load_ext runway_widgets")
     nb.run_code(f"%runway_watch {ok}")
     nb.run_code(f"%runway_watch {a} {bad}")
@@ -183,9 +184,7 @@ def test_notebook_saved_mid_watch_shows_last_state(flavour: str, widget_state: b
     task_id = browser_sim.add_task(BROWSER_FAKE_KEY, Timeline.fast(run_for=600.0))
     nb = open_notebook(flavour, name=f"midway-{uuid.uuid4().hex[:6]}.ipynb")
     if widget_state:
-        save_widget_state(nb.server)
-        nb.page.reload()
-        nb.wait_kernel_ready()
+        save_widget_state(nb)
     nb.run_code("%load_ext runway_widgets")
     cell = nb.run_code(f"%runway_watch {task_id} --interval 1")
     nb.scroll_to(cell)
