@@ -252,7 +252,10 @@ def test_colab_versions_saved_state_is_ipywidgets_7(colab_quickstart: NotebookRu
     state = widget_state(_read(colab_quickstart))
     bars = [m for m in state.values() if m["model_name"] == "FloatProgressModel"]
     assert {m["model_module_version"] for m in bars} == {"1.5.0"}  # ipywidgets 7's controls
-    assert sorted((m["state"]["value"], m["state"]["bar_style"]) for m in bars) == [(1.0, "danger")] + [(1.0, "success")] * 5
+    # Their values are not checked: once a watch ends no output refers to these models (the
+    # card output became static HTML, checked by check_final_card), and the last trait
+    # messages of a thread may carry a finished cell's parent, which nbclient then skips.
+    assert len(bars) == 6
 
 
 # -- Colab's code paths (stand-in google.colab) -----------------------------------------------------
@@ -325,7 +328,8 @@ def test_ipk70_poller_updates_the_card(ipk70_fix_on: NotebookRun) -> None:
 def test_ipk70_negative_control_without_the_workaround(ipk70_fix_off: NotebookRun) -> None:
     """RUNWAY_WIDGETS_CONTEXT_FIX=0 on 7.0.1: the first trait set from the poller thread raises
     LookupError(shell_parent); Watch._deliver logs it and detaches the card, which stays at
-    'connecting' / 0 % (the poller itself goes on, so the watch still succeeds)."""
+    'connecting' / 0 % and is never replaced by its final static card (the poller itself goes
+    on, so the watch still succeeds)."""
     nb = _read(ipk70_fix_off)
     side = _kernel_side(nb)
     assert side["outcomes"] == ["succeeded"]
@@ -333,7 +337,7 @@ def test_ipk70_negative_control_without_the_workaround(ipk70_fix_off: NotebookRu
     assert "LookupError" in side["log"] and "shell_parent" in side["log"], side["log"]
     [wc] = watch_cells(nb)
     problems = check_final_card(nb, wc)
-    assert any("initial state" in p for p in problems), problems
+    assert any("still needs a widget model" in p for p in problems), problems  # never became final
 
 
 def test_ipk70_saved_notebook_shows_final_state(ipk70_fix_on: NotebookRun) -> None:

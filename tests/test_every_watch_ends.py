@@ -10,14 +10,11 @@ raises leaves ``wait()`` waiting for ever.
 from __future__ import annotations
 
 import os
-import pwd
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence

@@ -397,7 +397,8 @@ def check_outputs(nb: Any, sc: Scenario, where: str) -> None:
     assert probe.strip().endswith("True False"), f"{where}: {probe!r}"
     # The cards: final static bundles (the update_display_data) by task.
     plain = "\n".join(_text(o.get("data", {}).get("text/plain")) for c in nb.cells for o in c.outputs
-                      if o.output_type == "display_data" and WIDGET_VIEW in o.get("data", {}))
+                      if o.output_type == "display_data"
+                      and o.get("metadata", {}).get("runway_widgets", {}).get("output") == "card")
     assert re.search(rf"^{sc.ok}: SUCCESS: done in .* -> ", plain, re.M), f"{where}: {plain}"
     assert re.search(rf"^{sc.fail}: FAILURE: Content moderation", plain, re.M), f"{where}: {plain}"
     assert re.search(rf"^{sc.echo}: FAILURE: upstream said: Authorization: Bearer \[redacted\] \[\[redacted\]\]$",
