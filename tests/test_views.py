@@ -177,3 +177,24 @@ def test_foreground_card_offers_interrupt_hint_not_a_dead_button() -> None:
     assert card.hint.layout.display == "none"
     board = TaskBoard(["a", "b"], foreground=True)
     assert board.stop_all.layout.display == "none"
+
+
+def _done(saved_path: str | None) -> WatchUpdate:
+    snap = parse_task({"task_id": TID, "status": "SUCCESS", "progress": "100%", "result_url": URL})
+    return WatchUpdate(TID, Outcome.SUCCEEDED, snap, elapsed=42.0, polls=3, saved_path=saved_path)
+
+
+def test_open_video_links_the_copy_that_outlives_the_url(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    href = html.escape(URL, quote=True)
+    # Not saved: the service's link, with the hint that it expires.
+    page = video_html(_done(None))
+    assert f'class="rw-link" href="{href}"' in page and ">Open video<" in page and "--save keeps a copy" in page
+    # Saved beside the notebook: "Open video" is the local copy; the service link is second.
+    page = video_html(_done(str(tmp_path / "videos" / "v.mp4")))
+    assert '<a class="rw-saved" href="videos/v.mp4"' in page and page.index("videos/v.mp4") < page.index(href)
+    assert ">Open video</a>" in page and ">service link</a>" in page
+    # Embedded (a small saved file, the demo's): no link to a file the page cannot reach.
+    page = video_html(_done("/tmp/gone/v.mp4"), src="data:video/mp4;base64,AAAA")
+    assert "embedded in this notebook" in page and 'href="../' not in page and "Open video" not in page
+    assert 'src="data:video/mp4;base64,AAAA"' in page and ">service link</a>" in page

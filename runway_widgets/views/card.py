@@ -82,6 +82,7 @@ def video_html(update: WatchUpdate, show_video: bool = True, src: str | None = N
         reason = "the server sent a result URL that is not plain http(s), so it is not shown" if snap.rejected_url else "the server gave no video URL"
         return f'<div class="rw-result rw-no-url">Finished, but {html.escape(reason)}.</div>'
     href = html.escape(url, quote=True)
+    embedded = src is not None and src.startswith("data:")
     # A saved copy outlives the signed URL (which expires within a day or two).
     if src is not None:
         src = html.escape(src, quote=True)
@@ -93,12 +94,21 @@ def video_html(update: WatchUpdate, show_video: bool = True, src: str | None = N
             f'<video class="rw-video" src="{src}" controls preload="metadata" playsinline '
             f'width="{VIDEO_WIDTH}" style="max-width:100%;height:auto;display:block;margin:4px 0"></video>'
         )
-    parts.append(f'<a class="rw-link" href="{href}" target="_blank" rel="noopener noreferrer">Open video</a>')
+    service = f'<a class="rw-link" href="{href}" target="_blank" rel="noopener noreferrer">'
     if update.saved_path:
-        local = html.escape(_local_src(update.saved_path), quote=True)
-        parts.append(f' · <a class="rw-saved" href="{local}" download>saved to {html.escape(update.saved_path)}</a>')
+        # "Open video" names the copy that outlives the signed URL (and a demo's simulator);
+        # an embedded copy plays (and downloads) from the player itself.
+        where = html.escape(update.saved_path)
+        if embedded:
+            parts.append(f'<small class="rw-saved">saved to {where}, embedded in this notebook</small>')
+        else:
+            local = html.escape(_local_src(update.saved_path), quote=True)
+            parts.append(f'<a class="rw-saved" href="{local}" target="_blank" rel="noopener noreferrer">Open video</a>'
+                         f" <small>(saved to {where})</small>")
+        parts.append(f" · {service}service link</a> <small>(expires within a day or two)</small>")
     else:
-        parts.append(" <small>(the service's links expire within a day or two; --save keeps a copy)</small>")
+        parts.append(f"{service}Open video</a>"
+                     " <small>(the service's links expire within a day or two; --save keeps a copy)</small>")
     parts.append("</div>")
     return "".join(parts)
 
