@@ -298,7 +298,7 @@ def _wait_quietly(handle: Watch) -> None:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (idempotent: loading twice registers them once)."""
-    from .notebook import track_cell_context
+    from .cellcontext import track_cell_context
 
     ipython.register_magics(RunwayMagics)
     track_cell_context(ipython)
@@ -307,7 +307,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop every watch, the poller thread and the demo simulator (``%reload_ext`` does this too)."""
     from .demo import stop_demo
-    from .notebook import untrack_cell_context
+    from .cellcontext import untrack_cell_context
 
     untrack_cell_context(ipython)
     api.stop_all("The extension was unloaded.")

@@ -4,45 +4,46 @@ Rules this module keeps (see docs/environment.md):
 
 * Widgets are created and displayed on the main thread, here; the poller's threads only
   assign traits.  Nothing here calls ``display``/``print`` from a background thread.
-* The displayed mimebundle carries the live widget *and* a static ``text/html`` card and
-  ``text/plain`` summary.  When every watch on it has ended, the bundle is replaced (by
-  its display id) with the final static card, so a saved notebook shows the result, not
-  the 0 % it had when first displayed.  That replacement is an ``update_display_data``
-  message, which frontends route by display id, from whichever thread.
+* Each showing of a card is two outputs, the live widget and a static record of its state
+  (``views/outputs.py`` builds them).  When every watch on it has ended, both are replaced
+  (by display id) so that what stays needs no widget model: a saved notebook shows the
+  result wherever it is opened.  Those replacements are ``update_display_data`` messages,
+  which front ends route by display id, from whichever thread.
 * ipykernel 7.0.0/7.0.1 kill a thread that sends comm messages outside a copied context
-  (ipykernel#1450); on exactly those versions renders run in a copy of the main thread's
-  context.  On 7.1+ a copied context would pin messages to the originating cell, so not there.
+  (ipykernel#1450); on exactly those versions renders run in a copy of the current cell's
+  context (``cellcontext.py``).
 * In foreground mode (Colab, terminal IPython, ``--wait``) the poller's updates are queued
   and applied by the main thread while the cell runs.
 """
 
 from __future__ import annotations
 
-import base64
-import contextvars
-import functools
-import os
 import queue
 import sys
 import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable
+from typing import Any
 
-from .views.card import board_html, card_html, video_html
-from .views.text import summary_line
+from .cellcontext import needs_context_copy, run_in_cell_context
+from .views.outputs import (
+    CARD_META,
+    EMBED_LIMIT,
+    RECORD_META,
+    hide_record_css,
+    live_bundle,
+    record_bundle,
+    result_html,
+    static_bundle,
+)
 from .views.widget import TaskBoard, TaskCard
 from .watch import Outcome, Watch, WatchUpdate
 
 __all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "display_watch", "EMBED_LIMIT"]
 
-EMBED_LIMIT = 2 * 1024 * 1024  # saved videos up to this size are embedded, so the notebook carries them
 RECORD_INTERVAL = 2.0  # s between rewrites of a live card's saved-state record
 _views: "weakref.WeakKeyDictionary[Watch, NotebookView]" = weakref.WeakKeyDictionary()
-# Output metadata naming what each output is, for tools (and tests) reading a saved notebook.
-_META_CARD = {"runway_widgets": {"output": "card"}}
-_META_RECORD = {"runway_widgets": {"output": "record"}}
 
 
 def in_colab() -> bool:
@@ -68,65 +69,6 @@ def colab_secret(name: str) -> str | None:
     return value or None
 
 
-def _needs_context_copy() -> bool:
-    # Private test toggle, not a user setting: RUNWAY_WIDGETS_CONTEXT_FIX=0 turns the
-    # ipykernel 7.0.x workaround off, so tests/test_colab_env.py can show (negative control)
-    # that without it, on 7.0.1, the card's first trait set from the poller thread raises
-    # LookupError (ipykernel#1450), the watch detaches the card, and it never reaches its end.
-    # Unset or any other value: the normal behaviour below.
-    if os.environ.get("RUNWAY_WIDGETS_CONTEXT_FIX") == "0":
-        return False
-    try:
-        import ipykernel
-    except ImportError:
-        return False
-    return ipykernel.__version__.split(".")[:2] == ["7", "0"]  # fixed in 7.1
-
-
-# ipykernel 7.0.x: the context of the cell running *now*, refreshed by a pre_run_cell hook
-# on the main thread.  Background renders run in a copy of it, so their messages carry the
-# current cell's parent, as they would on other kernels (and nbclient records them).
-_cell_context: contextvars.Context | None = None
-
-
-def _remember_cell_context(*_info: Any) -> None:
-    global _cell_context
-    _cell_context = contextvars.copy_context()
-
-
-def track_cell_context(shell: Any) -> None:
-    """On ipykernel 7.0.x, keep :data:`_cell_context` current (called on ``%load_ext``)."""
-    if _needs_context_copy():
-        _remember_cell_context()
-        if _remember_cell_context not in shell.events.callbacks["pre_run_cell"]:
-            shell.events.register("pre_run_cell", _remember_cell_context)
-
-
-def untrack_cell_context(shell: Any) -> None:
-    """Undo :func:`track_cell_context` (called on ``%unload_ext``)."""
-    if _remember_cell_context in shell.events.callbacks["pre_run_cell"]:
-        shell.events.unregister("pre_run_cell", _remember_cell_context)
-
-
-@functools.lru_cache(maxsize=8)
-def _data_uri(path: str, size: int, mtime: float) -> str:
-    # Cached: the live card and the final static bundle both need it (size and mtime in
-    # the key, so a rewritten file is read again).
-    with open(path, "rb") as handle:
-        return "data:video/mp4;base64," + base64.b64encode(handle.read()).decode("ascii")
-
-
-def _embed_or_local(update: WatchUpdate, show_video: bool) -> str:
-    """Result HTML; a small saved file is embedded so the saved notebook plays it anywhere."""
-    path = update.saved_path
-    if show_video and path and os.path.isfile(path):
-        stat = os.stat(path)
-        if stat.st_size <= EMBED_LIMIT:
-            # Our own bytes from disk, not a server-provided URL: a data: URI is safe here.
-            return video_html(update, show_video, src=_data_uri(path, stat.st_size, stat.st_mtime))
-    return video_html(update, show_video)
-
-
 class NotebookView:
     """One card (one task) or one board (several) on the page, in as many places as it is shown.
 
@@ -144,9 +86,9 @@ class NotebookView:
     def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False) -> None:
         self.display_key = uuid.uuid4().hex
         self.widget: TaskCard | TaskBoard = (
-            TaskCard(task_ids[0], show_video, self._result_html, foreground, css=self._hide_record_css())
+            TaskCard(task_ids[0], show_video, self._result_html, foreground, css=hide_record_css(self.display_key))
             if len(task_ids) == 1
-            else TaskBoard(task_ids, show_video, self._result_html, foreground, css=self._hide_record_css())
+            else TaskBoard(task_ids, show_video, self._result_html, foreground, css=hide_record_css(self.display_key))
         )
         self.task_ids = task_ids
         self.show_video = show_video
@@ -159,63 +101,28 @@ class NotebookView:
         self._slots: list[tuple[str, str]] = []  # (card display id, record display id) per showing
         self._record_shown: tuple[Any, ...] | None = None
         self._record_at = float("-inf")
-        self._fix_context = _needs_context_copy()
-        if self._fix_context and _cell_context is None:
-            _remember_cell_context()  # we are on the main thread, inside the cell
+        self._fix_context = needs_context_copy()
+        if self._fix_context:
+            run_in_cell_context(lambda: None)  # on the main thread, inside the cell: remember it
         self.watches: list[Watch] = []
 
-    @property
-    def record_class(self) -> str:
-        """The CSS class of this view's record outputs."""
-        return f"rw-record-{self.display_key}"
-
-    def _hide_record_css(self) -> str:
-        # Inside the live widget: while it renders, its record (and the record's output
-        # row, where :has() is supported) is hidden, so the card shows once.
-        cls = self.record_class
-        return f"<style>.{cls}{{display:none}} .jp-OutputArea-child:has(.{cls}){{display:none}}</style>"
-
     def _result_html(self, update: WatchUpdate) -> str:
-        return _embed_or_local(update, self.show_video)
-
-    # -- bundles --------------------------------------------------------------------------------
+        return result_html(update, self.show_video)
 
     def _current(self) -> list[WatchUpdate]:
         return [self._updates[t] for t in self.task_ids]
 
     def final_bundle(self) -> dict[str, Any]:
         """The static card (or board) and its text summary: needs no widget model."""
-        updates = self._current()
-        return static_bundle(updates, self._result_html)
+        return static_bundle(self._current(), self._result_html)
 
     def live_bundle(self) -> dict[str, Any]:
         """The widget view, with a plain-text stand-in for front ends without widgets."""
-        what = f"task {self.task_ids[0]}" if len(self.task_ids) == 1 else f"{len(self.task_ids)} tasks"
-        return {
-            "application/vnd.jupyter.widget-view+json": {
-                "version_major": 2, "version_minor": 0, "model_id": self.widget.root.model_id,
-            },
-            "text/plain": f"Live Runway card for {what} (it shows with the running kernel).",
-        }
+        return live_bundle(self.widget.root.model_id, self.task_ids)
 
     def record_bundle(self) -> dict[str, Any]:
         """The current state as a saved notebook should show it if the kernel goes away."""
-        updates = self._current()
-        cls = self.record_class
-        # Where the record shows, the live widget is gone: hide the widget's error line
-        # ("model not found") in the output row just above this one.  JupyterLab's widget
-        # renderer puts the class jupyter-widgets on its own node only on that error (a live
-        # view carries it one level down).  :has() needs Chromium 105+, Firefox 121+, Safari 15.4+.
-        css = (f"<style>.jp-OutputArea-child:has(+ .jp-OutputArea-child .{cls})"
-               f":has(> .jp-OutputArea-output.jupyter-widgets){{display:none}}</style>")
-        note = ('<div class="rw-saved-note" style="font-size:12px;color:#555">Saved while the watch was running; '
-                "the watch stopped with its kernel. <code>%runway_watch --resume</code> picks it up.</div>")
-        inner = static_bundle(updates, lambda u: "")["text/html"]
-        return {
-            "text/html": f'<div class="rw-record {cls}">{css}{inner}{note}</div>',
-            "text/plain": "\n".join(summary_line(u) for u in updates)
-            + "\n(when saved; %runway_watch --resume picks it up)",
-        }
+        return record_bundle(self._current(), self.display_key)
 
     # -- main thread ----------------------------------------------------------------------------
 
@@ -229,10 +136,10 @@ class NotebookView:
                 slot = (f"runway-{uuid.uuid4().hex}", f"runway-{uuid.uuid4().hex}")
                 self._slots.append(slot)
         if finalized:
-            display(self.final_bundle(), raw=True, metadata=_META_CARD)
+            display(self.final_bundle(), raw=True, metadata=CARD_META)
             return
-        display(self.live_bundle(), raw=True, display_id=slot[0], metadata=_META_CARD)
-        display(self.record_bundle(), raw=True, display_id=slot[1], metadata=_META_RECORD)
+        display(self.live_bundle(), raw=True, display_id=slot[0], metadata=CARD_META)
+        display(self.record_bundle(), raw=True, display_id=slot[1], metadata=RECORD_META)
 
     def take(self, update: WatchUpdate) -> None:
         """Replace what the view knows of one task without rendering (a refreshed result
@@ -277,10 +184,7 @@ class NotebookView:
             self._queue.put(update)
             self._wake.set()
         elif self._fix_context:
-            # Copied per call: one Context cannot be entered by two threads at once.
-            context = _cell_context
-            assert context is not None
-            context.copy().run(self._apply, update)
+            run_in_cell_context(self._apply, update)
         else:
             self._apply(update)
 
@@ -322,7 +226,7 @@ class NotebookView:
 
         bundle = self.record_bundle()
         for _card, record in slots:
-            update_display(bundle, raw=True, display_id=record, metadata=_META_RECORD)
+            update_display(bundle, raw=True, display_id=record, metadata=RECORD_META)
 
     def _finalize(self, slots: list[tuple[str, str]]) -> None:
         # Every showing of the card becomes the final static card; every record empties.
@@ -330,14 +234,9 @@ class NotebookView:
 
         final = self.final_bundle()
         for card, record in slots:
-            update_display(final, raw=True, display_id=card, metadata=_META_CARD)
-            update_display({}, raw=True, display_id=record, metadata=_META_RECORD)
+            update_display(final, raw=True, display_id=card, metadata=CARD_META)
+            update_display({}, raw=True, display_id=record, metadata=RECORD_META)
 
-
-def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
-    """The static card (one update) or board (several) and its ``text/plain`` summary."""
-    page = card_html(updates[0], result=result) if len(updates) == 1 else board_html(updates, result=result)
-    return {"text/html": page, "text/plain": "\n".join(summary_line(u) for u in updates)}
 
 
 class WatchList(list):  # type: ignore[type-arg]
