@@ -155,6 +155,16 @@ def _forget(key: tuple[str, int, str], handle: Watch, sched: Scheduler) -> None:
     sched.remove(handle)
 
 
+def close_clients() -> None:
+    """Close every cached client's connection pool (``%unload_ext`` does this); the next
+    :func:`get_client` makes a new one."""
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
 def _download_pool() -> WorkerPool:
     global _downloads
     with _lock:

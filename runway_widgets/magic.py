@@ -18,7 +18,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from . import api
 from .config import KEY_ENV, MISSING_KEY_HELP, default_save, resolve_key
 from .errors import RunwayWidgetsError
-from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
+from .notebook import (NotebookView, WatchList, colab_secret, display_watch, in_colab, in_kernel,
+                       track_cell_context, untrack_cell_context)
 from .scheduler import shutdown_scheduler
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
@@ -297,20 +298,22 @@ def _wait_quietly(handle: Watch) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (idempotent: loading twice registers them once)."""
-    from .notebook import track_cell_context
-
+    """Register the magics and how a :class:`Watch` displays (idempotent: loading twice registers once)."""
     ipython.register_magics(RunwayMagics)
     track_cell_context(ipython)
+    # The watch module knows nothing of IPython: its card is this formatter's business, so
+    # a handle evaluated in a later cell (``h``) shows its card again.
+    ipython.display_formatter.ipython_display_formatter.for_type(Watch, display_watch)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop every watch, the poller thread and the demo simulator (``%reload_ext`` does this too)."""
     from .demo import stop_demo
-    from .notebook import untrack_cell_context
 
     untrack_cell_context(ipython)
+    ipython.display_formatter.ipython_display_formatter.pop(Watch, None)
     api.stop_all("The extension was unloaded.")
     shutdown_scheduler()
     api.shutdown_downloads()
+    api.close_clients()
     stop_demo()

@@ -13,7 +13,7 @@ from .errors import RunwayWidgetsError
 from .policy import PacingConfig
 from .snapshot import TaskSnapshot
 
-__all__ = ["Outcome", "WatchSettings", "WatchUpdate"]
+__all__ = ["Outcome", "WatchSettings", "WatchUpdate", "short_id"]
 
 
 class Outcome(str, enum.Enum):
@@ -59,3 +59,8 @@ class WatchUpdate:
     def done(self) -> bool:
         """True once the watch has ended, for whatever reason."""
         return self.outcome is not Outcome.WATCHING
+
+
+def short_id(task_id: str) -> str:
+    """The first 8 characters of a long id (enough to tell tasks apart on screen)."""
+    return task_id if len(task_id) <= 12 else task_id[:8] + "…"

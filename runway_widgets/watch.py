@@ -30,8 +30,7 @@ from .errors import (
 )
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
 from .snapshot import TaskSnapshot, TaskState
-from .updates import Outcome, WatchSettings, WatchUpdate
-from .views.text import short_id
+from .updates import Outcome, WatchSettings, WatchUpdate, short_id
 
 if TYPE_CHECKING:
     from .client import Client
@@ -118,12 +117,6 @@ class Watch:
         status = snap.status if snap is not None else "not seen yet"
         pct = f" {snap.percent}%" if snap is not None and snap.percent is not None else ""
         return f"<Watch {short} {self._outcome.value}: {status}{pct}>"
-
-    def _ipython_display_(self) -> None:
-        # IPython only: quiet in the cell whose magic showed the card, else the card again.
-        from .notebook import display_watch
-
-        display_watch(self)
 
     # -- acting -----------------------------------------------------------------------------
 
