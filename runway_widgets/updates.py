@@ -54,6 +54,22 @@ class WatchUpdate:
     eta: float | None = None
     retry_in: float | None = None
     saved_path: str | None = None
+    #: For a task that failed or was cancelled: the progress it had before (the gateway
+    #: reports 100 % on every finished task).  None: the snapshot's progress stands.
+    held_progress: float | None = None
+
+    @property
+    def progress(self) -> float | None:
+        """The progress a bar shows (0..1, None before the task reported any)."""
+        if self.held_progress is not None:
+            return self.held_progress
+        return self.snapshot.progress if self.snapshot is not None else None
+
+    @property
+    def percent(self) -> int | None:
+        """:attr:`progress` in whole percent."""
+        progress = self.progress
+        return None if progress is None else int(round(progress * 100))
 
     @property
     def done(self) -> bool:

@@ -95,6 +95,7 @@ class Watch:
         self.deadline = self.started + settings.timeout
         self._pacer = PacerState()
         self._snapshot: TaskSnapshot | None = None
+        self._last_progress: float | None = None  # the last progress of an unfinished task
         self._outcome = Outcome.WATCHING
         self._error: RunwayWidgetsError | None = None
         self._note = ""
@@ -231,6 +232,8 @@ class Watch:
             if snapshot is not None:
                 self._errors_since, self._consecutive_errors, self._note = None, 0, ""
                 self._snapshot = snapshot
+                if not snapshot.is_terminal and snapshot.progress is not None:
+                    self._last_progress = snapshot.progress
                 self._pacer = observe(self._pacer, snapshot.state, snapshot.progress, sent, now,
                                       settings.pacing.refresh_period, snapshot.status)
                 if snapshot.is_terminal:
@@ -362,6 +365,9 @@ class Watch:
     def _make_update(self) -> WatchUpdate:
         now = self._clock() if self._ended_at is None else self._ended_at
         eta = estimate_finish(self._pacer)
+        snap = self._snapshot
+        # A failed task reads 100 %: its bar keeps what it had reached.
+        held = (self._last_progress or 0.0) if snap is not None and snap.is_terminal and not snap.succeeded else None
         return WatchUpdate(
             task_id=self.task_id,
             outcome=self._outcome,
@@ -373,6 +379,7 @@ class Watch:
             eta=None if eta is None or self._outcome is not Outcome.WATCHING else max(0.0, eta - now),
             retry_in=self._retry_in,
             saved_path=self._saved_path,
+            held_progress=held,
         )
 
     def _publish(self, update: WatchUpdate) -> None:
