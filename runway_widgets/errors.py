@@ -136,6 +136,9 @@ class TransportError(RunwayWidgetsError):
     """No answer at all: connection refused or reset, DNS failure, timeout."""
 
     transient = True
+    #: No connection could be made, to a host that has not answered once in this process
+    #: (a typo in the base URL, no network): a watch gives up on it sooner.
+    unreached = False
 
 
 class TaskFailedError(RunwayWidgetsError):

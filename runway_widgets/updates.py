@@ -38,6 +38,9 @@ class WatchSettings:
     not_found_grace: float = 30.0
     give_up_after: float = 120.0
     pacing: PacingConfig = PacingConfig()
+    #: Seconds of failed connections to a host that has never answered in this process
+    #: before the watch gives up (at most ``give_up_after``).
+    unreached_give_up: float = 15.0
 
 
 @dataclass(frozen=True)

@@ -252,14 +252,15 @@ class Watch:
             elif error is not None and error.transient:
                 self._consecutive_errors += 1
                 self._errors_since = self._errors_since if self._errors_since is not None else sent
-                if now - self._errors_since >= settings.give_up_after:
-                    finish = (Outcome.GAVE_UP, GaveUpError(
-                        f"Gave up after {self._consecutive_errors} failed attempt{'' if self._consecutive_errors == 1 else 's'} "
-                        f"in {now - self._errors_since:.0f} s: {error}",
-                        error), "")
+                unreached = getattr(error, "unreached", False)
+                limit = min(settings.give_up_after, settings.unreached_give_up) if unreached else settings.give_up_after
+                if now - self._errors_since >= limit:
+                    finish = (Outcome.GAVE_UP, self._give_up(error, now - self._errors_since, unreached), "")
                 else:
                     delay = backoff_delay(settings.pacing, self._consecutive_errors,
                                           getattr(error, "retry_after", None), self._rand())
+                    if unreached:  # the last try lands at the limit, not a backoff step past it
+                        delay = min(delay, max(settings.pacing.min_interval, self._errors_since + limit - now))
                     self._retry_in = delay
                     self._note = f"retrying in {delay:.0f} s: {error}"
             elif error is not None:
@@ -273,6 +274,14 @@ class Watch:
         assert update is not None
         self._publish(update)
         return delay
+
+    def _give_up(self, error: RunwayWidgetsError, seconds: float, unreached: bool) -> GaveUpError:
+        if unreached:  # most likely a typo in the base URL, or no network: say so, once
+            return GaveUpError(f"{str(error).rstrip('.')}, and it has not answered once in {seconds:.0f} s: "
+                               "check the base URL and the network.", error)
+        attempts = self._consecutive_errors
+        return GaveUpError(f"Gave up after {attempts} failed attempt{'' if attempts == 1 else 's'} "
+                           f"in {seconds:.0f} s: {error}", error)
 
     def _hand_over(self, finisher: Finisher, snapshot: TaskSnapshot) -> float | None:
         """Give the success to the finisher; return the time left until the deadline.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 from conftest import FAKE_KEY
 
-from runway_widgets import Client, Outcome, TaskFailedError, watch
+from runway_widgets import Client, GaveUpError, Outcome, PacingConfig, RequestBudget, TaskFailedError, watch
+from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Simulator, Timeline
+from runway_widgets.watch import Watch, WatchSettings
 
 
 def test_a_failed_task_reports_the_progress_it_had_not_100(sim: Simulator, client: Client) -> None:
@@ -20,3 +25,51 @@ def test_a_failed_task_reports_the_progress_it_had_not_100(sim: Simulator, clien
     assert final.outcome is Outcome.FAILED and final.snapshot is not None and final.snapshot.percent == 100
     assert final.progress is not None and 0.2 <= final.progress <= 0.8, final.progress
 
+
+
+def _dead_port() -> int:
+    """A loopback port with nothing listening (connections are refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("base_url", ["dead-port", "https://nonexistent.invalid"])
+def test_a_host_that_never_answered_fails_within_15_s_with_one_sentence(base_url: str) -> None:
+    # (.invalid never resolves -- RFC 6761 -- and the resolver says so at once, offline too.)
+    url = f"http://127.0.0.1:{_dead_port()}" if base_url == "dead-port" else base_url
+    host = url.split("//")[1]
+    started = time.monotonic()
+    handle = watch("a-task-id-of-some-length", api_key=FAKE_KEY, base_url=url, save=False)
+    with pytest.raises(GaveUpError) as caught:
+        handle.wait(timeout=40)
+    took = time.monotonic() - started
+    assert 13.0 <= took <= 19.0, took
+    message = str(caught.value)
+    assert message.startswith(f"Could not reach {host} (")
+    assert message.endswith("and it has not answered once in 15 s: check the base URL and the network.")
+    assert len(message.split(": ")) == 2 and message.count(", and ") == 1  # one sentence, no chain of causes
+
+
+def test_a_gateway_that_answered_before_keeps_the_long_give_up() -> None:
+    sim = Simulator(default_timeline=Timeline(queued_for=60)).start()
+    sched = Scheduler(RequestBudget(rate=100, burst=10))
+    try:
+        task = sim.add_task(FAKE_KEY)
+        own = Client(FAKE_KEY, sim.base_url)
+        settings = WatchSettings(timeout=60, give_up_after=120, unreached_give_up=1.0,
+                                 pacing=PacingConfig(fixed_interval=0.2, min_interval=0.1, backoff_base=0.2, backoff_cap=0.5))
+        handle = Watch(task, own, settings, clock=sched.clock, on_end=sched.remove)
+        sched.add(handle)
+        deadline = time.monotonic() + 10
+        while handle.snapshot is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert handle.snapshot is not None  # it answered
+        sim.stop()  # now it refuses connections
+        time.sleep(3.0)  # three times the short give-up
+        assert handle.outcome is Outcome.WATCHING and "retrying" in handle.update().note
+        handle.stop()
+        own.close()
+    finally:
+        sched.shutdown()
+        sim.stop()
