@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .api import shutdown_downloads, stop_all, watch
 from .client import Client
-from .config import resolve_base_url, validate_save, validate_task_id
+from .config import missing_key_help, resolve_base_url, resolve_key, validate_save, validate_task_id
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
 from .journal import journal_path
 from .recorder import set_origin
@@ -178,6 +178,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 if not args.task_ids:
                     raise ConfigError("Give at least one TASK_ID (or --demo to try the simulator).")
                 task_ids = [validate_task_id(t) for t in args.task_ids]
+                if resolve_key() is None:
+                    raise ConfigError(missing_key_help("cli"))
                 client = Client(base_url=args.base_url, feed="official" if args.official else "runway")
                 stack.callback(client.close)
             task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task

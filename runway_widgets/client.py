@@ -19,7 +19,7 @@ import requests
 import urllib3
 
 from .config import (
-    MISSING_KEY_HELP,
+    missing_key_help,
     Secret,
     check_key_transport,
     resolve_base_url,
@@ -93,7 +93,7 @@ class Client:
         self.base_url = resolve_base_url(base_url)
         key = resolve_key(api_key)
         if key is None:
-            raise ConfigError(MISSING_KEY_HELP)
+            raise ConfigError(missing_key_help("python"))
         check_key_transport(self.base_url)
         if feed not in ("runway", "official"):
             raise ConfigError(f"feed must be 'runway' or 'official', not {feed!r}.")

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 import pytest
 
 from runway_widgets import cli
-from runway_widgets.config import MISSING_KEY_HELP
+from runway_widgets.config import missing_key_help
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.simulator.media import DEMO_PATH
 
@@ -169,8 +169,8 @@ BAD_INPUT = [
     ("ftp base URL", ["abc", "--base-url", "ftp://example.com"], "SIM", FAKE_KEY, "must start with https://"),
     ("file base URL from env", ["abc"], "file:///etc/passwd", FAKE_KEY, "must start with https://"),
     ("key over plain http", ["abc", "--base-url", "http://api.example.com"], None, FAKE_KEY, "plain http"),
-    ("missing key", ["abc"], "SIM", None, MISSING_KEY_HELP),
-    ("blank key", ["abc"], "SIM", "  ", MISSING_KEY_HELP),
+    ("missing key", ["abc"], "SIM", None, missing_key_help("cli")),
+    ("blank key", ["abc"], "SIM", "  ", missing_key_help("cli")),
     ("key with spaces", ["abc"], "SIM", "key with spaces", "spaces or control characters"),
     ("zero timeout", ["abc", "--timeout", "0"], "SIM", FAKE_KEY, "--timeout takes a positive number of seconds, not '0'."),
     ("negative interval", ["abc", "--interval", "-1"], "SIM", FAKE_KEY, "--interval takes a positive number"),
@@ -411,7 +411,7 @@ def test_main_in_process(quick_sim: Simulator, monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err == "runway-watch: The task id is empty; pass the id that the create call returned.\n"
     monkeypatch.delenv("COMETAPI_KEY")
     assert cli.main(["abc"]) == 2
-    assert capsys.readouterr().err == f"runway-watch: {MISSING_KEY_HELP}\n"
+    assert capsys.readouterr().err == f"runway-watch: {missing_key_help('cli')}\n"
     with pytest.raises(SystemExit) as info:
         cli.main(["abc", "--api-key", "nope"])
     assert info.value.code == 2
