@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from conftest import FAKE_KEY
@@ -12,6 +13,8 @@ from runway_widgets import Client, GaveUpError, Outcome, PacingConfig, RequestBu
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Simulator, Timeline
 from runway_widgets.watch import Watch, WatchSettings
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def test_a_failed_task_reports_the_progress_it_had_not_100(sim: Simulator, client: Client) -> None:
@@ -73,3 +76,26 @@ def test_a_gateway_that_answered_before_keeps_the_long_give_up() -> None:
     finally:
         sched.shutdown()
         sim.stop()
+
+
+def test_the_cometapi_notebook_stops_run_all_at_the_key_cell_with_one_sentence(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    monkeypatch.delenv("COMETAPI_KEY", raising=False)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    nb = nbformat.read(NOTEBOOKS / "02_cometapi.ipynb", as_version=4)
+    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=False,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError):
+        client.execute()  # like "Run All": the first error stops the run
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    errors = [(i, out) for i, cell in enumerate(code) for out in cell.get("outputs", []) if out.output_type == "error"]
+    assert len(errors) == 1, errors
+    index, error = errors[0]
+    assert "rw.get_client()" in code[index].source  # the key cell, not the create call after it
+    assert error.traceback == [f"ConfigError: {error.evalue}"]  # one line, no traceback
+    assert error.evalue.startswith("No API key: set the COMETAPI_KEY environment variable")
+    assert all(not cell.get("outputs") for cell in code[index + 1:])  # nothing after it ran
