@@ -25,10 +25,16 @@ $(VENV)/.installed-lab: pyproject.toml | $(BIN)/python
 
 ## demo: a simulated task from queued to a saved MP4 in the terminal, then the quickstart
 ##       notebook in JupyterLab (no key needed; Ctrl-C stops the server)
-demo: $(VENV)/.installed-lab demo-terminal
-	@echo
-	@echo "Opening notebooks/01_quickstart.ipynb in JupyterLab: open the http://127.0.0.1:8888/lab/... URL printed below."
-	$(BIN)/jupyter lab notebooks/01_quickstart.ipynb --no-browser --ServerApp.ip=127.0.0.1 \
+#       The lab gets a free port and a fresh token chosen here, so the URL announced is the
+#       real one (JupyterLab's own line scrolls away under its log).
+demo: $(VENV)/.installed-lab
+	$(BIN)/runway-watch --demo --save runway_videos/
+	@PORT=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(16))'); \
+	echo; echo "Opening notebooks/01_quickstart.ipynb in JupyterLab: open" \
+	  "http://127.0.0.1:$$PORT/lab/tree/notebooks/01_quickstart.ipynb?token=$$TOKEN"; \
+	JUPYTER_TOKEN=$$TOKEN exec $(BIN)/jupyter lab notebooks/01_quickstart.ipynb --no-browser \
+	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$$PORT --ServerApp.port_retries=0 \
 	  $$( [ "$$(id -u)" = 0 ] && echo --ServerApp.allow_root=True )
 
 ## demo-terminal: only the terminal part of the demo

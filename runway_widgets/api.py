@@ -23,7 +23,7 @@ from .policy import PacingConfig
 from .recorder import track
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
-from .watch import Outcome, Watch, WatchSettings, WatchUpdate
+from .watch import Completion, Finisher, Outcome, Watch, WatchSettings, WatchUpdate
 from .workers import WorkerPool
 
 __all__ = [
@@ -127,14 +127,15 @@ def watch(
     settings = WatchSettings(timeout=float(timeout), not_found_grace=float(not_found_grace),
                              give_up_after=float(give_up_after), pacing=config)
     sched = scheduler or get_scheduler()
-    handle = Watch(task_id, client, settings, clock=sched.clock)
+    key = (client.base_url, client.key_fingerprint, task_id)
+    handle = Watch(task_id, client, settings, clock=sched.clock,
+                   finisher=None if destination is None else _saver(destination, sched),
+                   on_end=lambda ended: _forget(key, ended, sched))
     if destination is not None:
-        handle.finisher = _saver(destination, sched)
         partials.arm()  # SIGTERM, SIGHUP or exit mid-download remove the .part file
     if on_update is not None:
         handle.on_update(on_update)
     track(handle, destination)  # journaled before the first poll (and before a superseded watch stops)
-    key = (client.base_url, client.key_fingerprint, task_id)
     with _lock:
         previous = _live.get(key)
         _live[key] = handle
@@ -143,7 +144,6 @@ def watch(
             _recent.popitem(last=False)
     if previous is not None and previous is not handle:
         previous.stop("Superseded by a newer watch of this task.")
-    handle.finish_hooks.append(lambda w: _forget(key, w, sched))
     sched.add(handle)
     return handle
 
@@ -153,6 +153,16 @@ def _forget(key: tuple[str, int, str], handle: Watch, sched: Scheduler) -> None:
         if _live.get(key) is handle:
             del _live[key]
     sched.remove(handle)
+
+
+def close_clients() -> None:
+    """Close every cached client's connection pool (``%unload_ext`` does this); the next
+    :func:`get_client` makes a new one."""
+    with _lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
 
 
 def _download_pool() -> WorkerPool:
@@ -172,24 +182,23 @@ def shutdown_downloads(timeout: float = 2.0) -> None:
         pool.shutdown(timeout)
 
 
-def _saver(destination: str | os.PathLike[str], sched: Scheduler) -> Callable[[Watch, TaskSnapshot], None]:
+def _saver(destination: str | os.PathLike[str], sched: Scheduler) -> Finisher:
     """A watch finisher that saves the video, asking once for a fresh URL if it expired.
 
     The download runs on the download pool.  Whatever happens there -- a file-system error,
-    a bug -- the watch is told (:meth:`Watch._complete_success`), so it always ends.
+    a bug -- the watch is told (``done``), so it always ends.
     """
 
-    def finish(handle: Watch, snapshot: TaskSnapshot) -> None:
+    def finish(handle: Watch, snapshot: TaskSnapshot, done: Completion) -> None:
         def job() -> None:
-            outcome: tuple[RunwayWidgetsError | None, TaskSnapshot] = (
-                DownloadError("Saving the video was interrupted."), snapshot)
+            outcome: _Saved = (DownloadError("Saving the video was interrupted."), snapshot, None)
             try:
                 outcome = _save_with_fresh_url(handle, snapshot, destination, sched)
             except Exception as exc:  # a bug must not leave the watch waiting for ever
                 log.exception("runway_widgets: saving the video of %s failed unexpectedly", handle.task_id)
-                outcome = (DownloadError(f"Saving the video failed: unexpected {type(exc).__name__}."), snapshot)
+                outcome = (DownloadError(f"Saving the video failed: unexpected {type(exc).__name__}."), snapshot, None)
             finally:
-                handle._complete_success(*outcome)
+                done(*outcome)
 
         _download_pool().submit(job)  # if this raises, the watch ends with a sentence (Watch._hand_over)
 
@@ -219,34 +228,39 @@ def refresh_result(handle: Watch, *, max_wait: float = 10.0) -> bool:
     return handle.accept_fresh_result(fresh)
 
 
+_Saved = tuple[RunwayWidgetsError | None, TaskSnapshot, str | None]  # (error, snapshot, saved path)
+
+
 def _save_with_fresh_url(handle: Watch, snapshot: TaskSnapshot, destination: str | os.PathLike[str],
-                         sched: Scheduler) -> tuple[RunwayWidgetsError | None, TaskSnapshot]:
+                         sched: Scheduler) -> _Saved:
     """Save the video; on an expired signed URL, poll once more (a budgeted request) and retry once."""
-    error = _try_save(handle, snapshot, destination)
+    error, path = _try_save(handle, snapshot, destination)
     if not isinstance(error, ExpiredUrlError):
-        return error, snapshot
+        return error, snapshot, path
     try:  # signed URLs expire; polling the task again mints a fresh one
         left = handle.deadline - sched.clock()
         fresh = sched.fetch_now(handle.client, handle.task_id, max_wait=max(0.0, min(30.0, left)))
     except RunwayWidgetsError as again:
-        return again, snapshot
+        return again, snapshot, None
     if not (fresh.succeeded and fresh.result_url):
         # The success already seen stands: a server that now reads otherwise (a status
         # going backwards) must not replace it.
         return DownloadError("The result URL expired, and polling the task again gave no fresh one "
-                             f"(it now reads {fresh.status})."), snapshot
-    return _try_save(handle, fresh, destination), fresh
+                             f"(it now reads {fresh.status})."), snapshot, None
+    error, path = _try_save(handle, fresh, destination)
+    return error, fresh, path
 
 
-def _try_save(handle: Watch, snapshot: TaskSnapshot, destination: str | os.PathLike[str]) -> RunwayWidgetsError | None:
+def _try_save(handle: Watch, snapshot: TaskSnapshot,
+              destination: str | os.PathLike[str]) -> tuple[RunwayWidgetsError | None, str | None]:
+    """Download the video; return (None, the saved path) or (why not, None)."""
     if snapshot.result_url is None:
-        return DownloadError("The task succeeded but gave no usable video URL to save.")
+        return DownloadError("The task succeeded but gave no usable video URL to save."), None
     try:
         # handle.done: a watch stopped (Ctrl-C, Stop, unload) mid-download ends it.
-        handle.saved_path = str(save_video(snapshot.result_url, destination, handle.task_id, should_stop=handle.done))
+        return None, str(save_video(snapshot.result_url, destination, handle.task_id, should_stop=handle.done))
     except RunwayWidgetsError as exc:
-        return exc
-    return None
+        return exc, None
 
 
 def live_watches() -> list[Watch]:

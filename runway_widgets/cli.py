@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from contextlib import ExitStack
-from typing import Any, Sequence, TextIO
+from typing import Any, NoReturn, Sequence, TextIO
 from urllib.parse import urlsplit
 
 from .api import shutdown_downloads, stop_all, watch
 from .client import Client
-from .config import resolve_base_url, validate_task_id
+from .config import missing_key_help, resolve_base_url, resolve_key, validate_save, validate_task_id
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
 from .journal import journal_path
 from .recorder import set_origin
@@ -39,8 +40,45 @@ transport/server errors or the video could not be saved.
 """
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+_seconds.__name__ = "seconds"  # argparse says "invalid seconds value"
+_positive_seconds.__name__ = "positive seconds"
+_KINDS = {"seconds": "a number of seconds, 0 or more", "positive seconds": "a positive number of seconds"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gets one sentence that names the option, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        bad_value = re.match(r"argument ([^:]+): invalid (.+) value: (.*)$", message)
+        if bad_value and bad_value.group(2) in _KINDS:
+            option, kind, value = bad_value.groups()
+            sentence = f"{option.split('/')[-1]} takes {_KINDS[kind]}, not {value}."
+        elif message.startswith("unrecognized arguments: "):
+            # Name the options only: a value beside them may be a pasted key.
+            options = [word for word in message.split(": ", 1)[1].split() if word.startswith("-")]
+            sentence = (f"Unrecognized option{'s' if len(options) > 1 else ''} {' '.join(options)}; see {self.prog} --help."
+                        if options else f"Too many arguments; see {self.prog} --help.")
+        else:
+            sentence = f"{message[:1].upper()}{message[1:]}; see {self.prog} --help."
+        self.exit(EXIT_USAGE, f"{self.prog}: {sentence}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="runway-watch",
         description="Watch CometAPI / Runway video tasks until they finish.",
         epilog=EPILOG,
@@ -48,12 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids returned by a create call")
     parser.add_argument("--base-url", help="API base URL (default: $COMETAPI_BASE_URL or https://api.cometapi.com)")
-    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=_positive_seconds, default=1800.0, metavar="SECONDS",
                         help="give up on a task that has not finished after this long (default: 1800)")
-    parser.add_argument("--interval", type=float, metavar="SECONDS", help="poll on a fixed interval instead of adaptively")
-    parser.add_argument("--give-up-after", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=_positive_seconds, metavar="SECONDS", help="poll on a fixed interval instead of adaptively")
+    parser.add_argument("--give-up-after", type=_seconds, default=120.0, metavar="SECONDS",
                         help="give up after this long with nothing but transport/server errors (default: 120)")
-    parser.add_argument("--not-found-grace", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--not-found-grace", type=_seconds, default=30.0, metavar="SECONDS",
                         help="how long a fresh task id may read task_not_exist before it counts as not found (default: 30)")
     parser.add_argument("--save", metavar="PATH", help="download each finished video to PATH (a file, or a folder; "
                                                        "default: $RUNWAY_WIDGETS_SAVE if set)")
@@ -122,6 +160,8 @@ def _main(argv: Sequence[str] | None) -> int:
         with ExitStack() as stack:
             if args.no_save and args.save is not None:
                 raise ConfigError("Choose one of --save and --no-save.")
+            if args.save is not None:
+                validate_save(args.save)  # before a simulator starts or a task is created
             records: list[TaskRecord] | None = None
             if args.include_live and not args.resume:
                 raise ConfigError("--include-live only goes with --resume.")
@@ -138,6 +178,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 if not args.task_ids:
                     raise ConfigError("Give at least one TASK_ID (or --demo to try the simulator).")
                 task_ids = [validate_task_id(t) for t in args.task_ids]
+                if resolve_key() is None:
+                    raise ConfigError(missing_key_help("cli"))
                 client = Client(base_url=args.base_url, feed="official" if args.official else "runway")
                 stack.callback(client.close)
             task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task

@@ -19,7 +19,7 @@ import requests
 import urllib3
 
 from .config import (
-    MISSING_KEY_HELP,
+    missing_key_help,
     Secret,
     check_key_transport,
     resolve_base_url,
@@ -50,6 +50,11 @@ class _BearerAuth(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "<BearerAuth ***>"
+
+
+# Hosts that have answered (anything at all) in this process: a host that never has is
+# more likely a typo or no network than a gateway having a bad minute.
+_answered: set[str] = set()
 
 
 class Client:
@@ -88,7 +93,7 @@ class Client:
         self.base_url = resolve_base_url(base_url)
         key = resolve_key(api_key)
         if key is None:
-            raise ConfigError(MISSING_KEY_HELP)
+            raise ConfigError(missing_key_help("python"))
         check_key_transport(self.base_url)
         if feed not in ("runway", "official"):
             raise ConfigError(f"feed must be 'runway' or 'official', not {feed!r}.")
@@ -169,14 +174,17 @@ class Client:
             error.transient = False
         except requests.exceptions.ConnectTimeout:
             error = TransportError(f"Timed out connecting to {host} after {self.timeout[0]:g} s.")
+            error.unreached = host not in _answered
         except requests.exceptions.ReadTimeout:
             error = TransportError(f"{host} did not answer within {self.timeout[1]:g} s.")
         except requests.exceptions.ConnectionError as exc:
             error = TransportError(f"Could not reach {host} ({_reason(exc)}).")
+            error.unreached = host not in _answered
         except requests.exceptions.RequestException as exc:
             error = TransportError(f"The request to {host} failed ({type(exc).__name__}).")
         if error is not None:
             raise error
+        _answered.add(host)
         try:
             data = self._read_capped(response, host, started)
             headers = {k: self._scrub(v.encode("latin-1", "replace")).decode("latin-1") for k, v in response.headers.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -23,7 +24,7 @@ __all__ = [
     "validate_base_url",
     "is_loopback_host",
     "check_key_transport",
-    "MISSING_KEY_HELP",
+    "missing_key_help",
     "SAVE_ENV",
     "configure",
     "default_save",
@@ -34,10 +35,24 @@ DEFAULT_BASE_URL = "https://api.cometapi.com"
 KEY_ENV = "COMETAPI_KEY"
 BASE_URL_ENV = "COMETAPI_BASE_URL"
 SAVE_ENV = "RUNWAY_WIDGETS_SAVE"
-MISSING_KEY_HELP = (
-    "No API key: set the COMETAPI_KEY environment variable (or a Colab secret named "
-    "COMETAPI_KEY), or try the built-in simulator with --demo."
-)
+_DEMO_HINTS = {"python": "", "cli": ", or try the built-in simulator with --demo",
+               "magic": ", or try the built-in simulator with %runway_watch --demo"}
+
+
+def missing_key_help(surface: str = "python") -> str:
+    """The no-key sentence for where it is shown: ``"python"``, ``"cli"`` or ``"magic"``.
+
+    The Colab secret is named only in Colab, and ``--demo`` only where a demo exists (the
+    CLI and the magic; plain Python has none).
+    """
+    if "google.colab" in sys.modules:
+        where = ("add a Colab secret named COMETAPI_KEY (the key icon in the left bar) and give this notebook "
+                 "access to it")
+    else:
+        where = "set the COMETAPI_KEY environment variable"
+    if surface == "python":
+        where += " or pass api_key=..."
+    return f"No API key: {where}{_DEMO_HINTS[surface]}."
 
 
 class Secret:

@@ -128,8 +128,8 @@ def _save(url: str, destination: str | os.PathLike[str], task_id: str, max_bytes
             fd, tmp_name = partials.create_partial(target.parent, target.name)
         except OSError as exc:
             raise DownloadError(f"Cannot write into the folder {target.parent} ({_reason(exc)}).") from None
+        written = 0
         try:
-            written = 0
             with os.fdopen(fd, "wb") as out:
                 for chunk in response.iter_content(chunk_size=_CHUNK):
                     if should_stop is not None and should_stop():
@@ -145,8 +145,12 @@ def _save(url: str, destination: str | os.PathLike[str], task_id: str, max_bytes
                 raise DownloadError("The download was stopped; nothing was saved.")
             _keep_mode(target, tmp_name)
             os.replace(tmp_name, target)
-        except requests.RequestException as exc:
-            raise DownloadError(f"The download broke off ({type(exc).__name__}).") from None
+        except requests.RequestException:
+            # Say how much arrived, not the library's exception name (ChunkedEncodingError...).
+            declared = response.headers.get("Content-Length", "")
+            of = f" of {int(declared):,}" if declared.isdigit() and "Content-Encoding" not in response.headers else ""
+            raise DownloadError(f"The download broke off after {written:,}{of} bytes (the connection was cut); "
+                                "nothing was saved.") from None
         except OSError as exc:
             raise DownloadError(f"Cannot write {target} ({_reason(exc)}).") from None
         finally:

@@ -68,9 +68,16 @@ class RunwayWidgetsError(Exception):
 
 
 class ConfigError(RunwayWidgetsError, ValueError):
-    """Bad input from the user: a task id, a base URL, a missing key, an option."""
+    """Bad input from the user: a task id, a base URL, a missing key, an option.
+
+    In IPython and Jupyter it shows as its one sentence: a traceback into this package
+    would not help anyone fix a missing key.
+    """
 
     exit_code = EXIT_USAGE
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 class ApiError(RunwayWidgetsError):
@@ -136,6 +143,9 @@ class TransportError(RunwayWidgetsError):
     """No answer at all: connection refused or reset, DNS failure, timeout."""
 
     transient = True
+    #: No connection could be made, to a host that has not answered once in this process
+    #: (a typo in the base URL, no network): a watch gives up on it sooner.
+    unreached = False
 
 
 class TaskFailedError(RunwayWidgetsError):

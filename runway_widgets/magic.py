@@ -9,6 +9,7 @@ IPython prints its one sentence without a traceback.
 from __future__ import annotations
 
 import html
+import textwrap
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -16,9 +17,10 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import api
-from .config import KEY_ENV, MISSING_KEY_HELP, default_save, resolve_key
+from .config import KEY_ENV, default_save, missing_key_help, resolve_key, validate_task_id
 from .errors import RunwayWidgetsError
-from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
+from .cellcontext import track_cell_context, untrack_cell_context
+from .notebook import NotebookView, WatchList, colab_secret, display_watch, in_colab, in_kernel
 from .scheduler import shutdown_scheduler
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
@@ -36,6 +38,23 @@ def _positive(text: str) -> float:
 
 
 _positive.__name__ = "positive seconds"  # argparse says "invalid positive seconds value: '-3'"
+
+
+class WatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the kernel's stop button) during a waiting ``%runway_watch``.
+
+    Still a KeyboardInterrupt, so "Run All" stops there; IPython shows its one line instead
+    of a traceback, under a card that already says what happened.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
+def _interrupted(watches: list[Watch]) -> WatchInterrupted:
+    count = f"{len(watches)} task{'s' if len(watches) != 1 else ''}"
+    return WatchInterrupted(f"Interrupted: stopped watching {count} (the server goes on with "
+                            f"{'them' if len(watches) != 1 else 'it'}).")
 
 
 @magics_class
@@ -70,7 +89,7 @@ class RunwayMagics(Magics):
     def runway_watch(self, line: str) -> Any:
         """Watch one or more Runway tasks: a live card, then the video inline.
 
-        Examples::
+        Examples:
 
             %runway_watch --demo                 # try it: a simulated task, no key needed
             %runway_watch 3d957031-9a2a-45e2-9dc7-bc8513059c50
@@ -78,7 +97,9 @@ class RunwayMagics(Magics):
             %runway_watch ID1 ID2 ID3 --wait     # a board; the cell returns when all are done
             %runway_watch --resume               # every unfinished task of the journal, after a restart
 
-        The key comes from ``COMETAPI_KEY`` (or, in Colab, a secret of that name).
+        Then: %runway_stop ID (or --all) stops watching, %runway_tasks lists the tasks
+        of this kernel (--history: of every kernel and CLI).
+        The key comes from COMETAPI_KEY (or, in Colab, a secret of that name).
         """
         args = self._parse(self.runway_watch, line)
         if args.wait and args.background or args.foreground and args.background:
@@ -127,7 +148,7 @@ class RunwayMagics(Magics):
             secret = colab_secret(KEY_ENV)  # on the main thread, as Colab requires
             key = resolve_key(secret) if secret else None
             if key is None:
-                raise UsageError(MISSING_KEY_HELP)
+                raise UsageError(missing_key_help("magic"))
         return resume_records(records, api_key=key, save=save, timeout=args.timeout, interval=args.interval)
 
     def _parse(self, func: Any, line: str) -> Any:
@@ -149,14 +170,15 @@ class RunwayMagics(Magics):
             return create_demo_tasks(args.demo, fail=args.demo_fail)
         if not args.task_ids:
             raise UsageError("Give at least one TASK_ID (or try --demo for a simulated task).")
+        task_ids = [validate_task_id(t) for t in args.task_ids]  # a bad id is the first thing to say, as in the CLI
         key = resolve_key()
         if key is None:
             secret = colab_secret(KEY_ENV)  # on the main thread, as Colab requires
             key = resolve_key(secret) if secret else None
         if key is None:
-            raise UsageError(MISSING_KEY_HELP)
+            raise UsageError(missing_key_help("magic"))
         client = api.get_client(key, args.base_url, feed="official" if args.official else "runway")
-        return client, list(dict.fromkeys(args.task_ids))
+        return client, list(dict.fromkeys(task_ids))
 
     def _present(self, watches: list[Watch], args: Any) -> Any:
         foreground = args.wait or args.foreground or (not args.background and (in_colab() or not in_kernel(self.shell)))
@@ -174,7 +196,10 @@ class RunwayMagics(Magics):
         for handle in watches:
             view.attach(handle)
         if foreground:
-            view.drive()
+            try:
+                view.drive()
+            except KeyboardInterrupt:
+                raise _interrupted(watches) from None
         return watches[0] if len(watches) == 1 else WatchList(watches)
 
     def _present_terminal(self, watches: list[Watch], foreground: bool) -> Any:
@@ -188,7 +213,7 @@ class RunwayMagics(Magics):
             except KeyboardInterrupt:
                 for handle in watches:
                     handle.stop("Interrupted: stopped watching.")
-                raise
+                raise _interrupted(watches) from None
         return watches[0] if len(watches) == 1 else WatchList(watches)
 
     @magic_arguments()
@@ -248,6 +273,18 @@ class RunwayMagics(Magics):
         display({"text/html": table, "text/plain": "\n".join(summary_line(u) for u in updates)}, raw=True)
 
 
+def _tidy_help(magic: Any) -> None:
+    """Drop the reST ``::`` that IPython's magic_arguments puts above the usage line,
+    which ``%runway_watch?`` would show as a stray "Docstring: ::"."""
+    doc = magic.__doc__ or ""
+    if doc.lstrip().startswith("::"):
+        magic.__doc__ = textwrap.dedent(doc.lstrip()[2:].lstrip("\n"))
+
+
+for _magic in (RunwayMagics.runway_watch, RunwayMagics.runway_stop, RunwayMagics.runway_tasks):
+    _tidy_help(_magic)
+
+
 def _history_of(args: Any) -> None:
     from IPython.display import display
 
@@ -297,20 +334,22 @@ def _wait_quietly(handle: Watch) -> None:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (idempotent: loading twice registers them once)."""
-    from .cellcontext import track_cell_context
-
+    """Register the magics and how a :class:`Watch` displays (idempotent: loading twice registers once)."""
     ipython.register_magics(RunwayMagics)
     track_cell_context(ipython)
+    # The watch module knows nothing of IPython: its card is this formatter's business, so
+    # a handle evaluated in a later cell (``h``) shows its card again.
+    ipython.display_formatter.ipython_display_formatter.for_type(Watch, display_watch)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop every watch, the poller thread and the demo simulator (``%reload_ext`` does this too)."""
     from .demo import stop_demo
-    from .cellcontext import untrack_cell_context
 
     untrack_cell_context(ipython)
+    ipython.display_formatter.ipython_display_formatter.pop(Watch, None)
     api.stop_all("The extension was unloaded.")
     shutdown_scheduler()
     api.shutdown_downloads()
+    api.close_clients()
     stop_demo()

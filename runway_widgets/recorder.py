@@ -16,16 +16,36 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
 
 from .journal import get_journal
 from .records import SCHEMA, iso_time, url_expiry
 from .updates import Outcome, WatchUpdate
 
-if TYPE_CHECKING:
-    from .client import Client
-    from .watch import Watch
+
+
+class Endpoint(Protocol):
+    """What a record needs of a client: where it talks to, and its key scrubber.
+
+    (A protocol, not the Client class: the client journals its create calls through this
+    module, so this module must not import it.)"""
+
+    base_url: str
+    feed: str
+
+    def _scrub(self, data: bytes) -> bytes: ...
+
+
+class Watched(Protocol):
+    """What the recorder needs of a watch: its task, its client, and its updates."""
+
+    task_id: str
+
+    @property
+    def client(self) -> Endpoint: ...
+
+    def on_update(self, callback: Callable[[WatchUpdate], Any]) -> Callable[[WatchUpdate], Any]: ...
 
 __all__ = ["track", "record_created", "set_origin", "process_identity", "origin", "PROGRESS_EVERY"]
 
@@ -84,7 +104,7 @@ def proc_start(pid: int) -> str | None:
         return None
 
 
-def _is_demo(client: Client) -> bool:
+def _is_demo(client: Endpoint) -> bool:
     demo = sys.modules.get("runway_widgets.demo")  # loaded if a demo ran; never imported here
     return demo is not None and bool(demo.is_demo_client(client))
 
@@ -99,7 +119,7 @@ def _clip(value: Any) -> Any:
     return value
 
 
-def record_created(client: Client, path: str, body: Mapping[str, Any], task_id: str) -> None:
+def record_created(client: Endpoint, path: str, body: Mapping[str, Any], task_id: str) -> None:
     """Journal a task the moment a create call returned its id (prompt and parameters included)."""
     try:
         kind = _KINDS.get(path, path)
@@ -119,7 +139,7 @@ def record_created(client: Client, path: str, body: Mapping[str, Any], task_id: 
         log.exception("runway_widgets: could not journal the new task %s", task_id)
 
 
-def track(handle: Watch, save: str | os.PathLike[str] | bool | None = None) -> None:
+def track(handle: Watched, save: str | os.PathLike[str] | bool | None = None) -> None:
     """Journal ``handle`` now (before its first poll) and as it moves; never raises.
 
     ``save`` is the destination the watch will save to (recorded as an absolute path, so a
@@ -143,7 +163,7 @@ def _absolute(save: str | os.PathLike[str] | bool | None) -> str | None:
 class _Recorder:
     """Subscribed to one watch; writes its record when what it shows has changed."""
 
-    def __init__(self, handle: Watch, save: str | os.PathLike[str] | bool | None) -> None:
+    def __init__(self, handle: Watched, save: str | os.PathLike[str] | bool | None) -> None:
         self.handle = handle
         self.client = handle.client
         self.key = (self.client.base_url, handle.task_id)

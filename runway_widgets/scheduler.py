@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from .budget import RequestBudget
 from .errors import RateLimitedError, RunwayWidgetsError
 from .policy import PacingConfig, backoff_delay
-from .watch import Outcome, Watch
+from .watch import Outcome, PollResult, Watch
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ class Scheduler:
 
     def _run(self, watch: Watch) -> None:
         """Poll on a worker thread, then put the watch back in the heap."""
-        delay: float | None = None
+        result: PollResult | None = None
         sent = False
         try:
             with self._lock:
@@ -185,7 +185,7 @@ class Scheduler:
                 self._reserved -= 1
                 sent = self.budget.try_spend(self.clock())
             if sent:
-                delay = watch._poll()
+                result = watch._poll()
         except Exception as exc:  # _poll guards itself; this is the last line of defence
             watch._crash(exc, "polling")
         finally:
@@ -197,9 +197,10 @@ class Scheduler:
                 # in between must not be put back.
                 going = watch.outcome is Outcome.WATCHING
                 if sent:
-                    self._account(watch, now)
-                    if delay is not None and going:
-                        when = min(now + delay, watch.deadline)
+                    if result is not None:
+                        self._feed_budget(result.error, watch.settings.pacing, now)
+                    if result is not None and result.next_in is not None and going:
+                        when = min(now + result.next_in, watch.deadline)
                         heapq.heappush(self._heap, (when, next(self._seq), watch))
                 elif going:
                     # Paused (a 429) between hand-off and send: back in line, due now.
@@ -209,11 +210,8 @@ class Scheduler:
                 watch.stop("The poller was shut down.")
             self._wake.set()
 
-    def _account(self, watch: Watch, now: float) -> None:
-        """Feed the outcome of a poll to the shared budget (called under the lock)."""
-        self._feed_budget(watch.last_poll_error, watch.settings.pacing, now)
-
     def _feed_budget(self, last: RunwayWidgetsError | None, pacing: PacingConfig, now: float) -> None:
+        """Feed how a request went to the shared budget (called under the lock)."""
         if isinstance(last, RateLimitedError):
             # A 429 is about all of our traffic: pause everyone, not just this task.
             self.rate_limited += 1

@@ -13,7 +13,7 @@ from .errors import RunwayWidgetsError
 from .policy import PacingConfig
 from .snapshot import TaskSnapshot
 
-__all__ = ["Outcome", "WatchSettings", "WatchUpdate"]
+__all__ = ["Outcome", "WatchSettings", "WatchUpdate", "short_id"]
 
 
 class Outcome(str, enum.Enum):
@@ -38,6 +38,9 @@ class WatchSettings:
     not_found_grace: float = 30.0
     give_up_after: float = 120.0
     pacing: PacingConfig = PacingConfig()
+    #: Seconds of failed connections to a host that has never answered in this process
+    #: before the watch gives up (at most ``give_up_after``).
+    unreached_give_up: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,29 @@ class WatchUpdate:
     eta: float | None = None
     retry_in: float | None = None
     saved_path: str | None = None
+    #: For a task that failed or was cancelled: the progress it had before (the gateway
+    #: reports 100 % on every finished task).  None: the snapshot's progress stands.
+    held_progress: float | None = None
+
+    @property
+    def progress(self) -> float | None:
+        """The progress a bar shows (0..1, None before the task reported any)."""
+        if self.held_progress is not None:
+            return self.held_progress
+        return self.snapshot.progress if self.snapshot is not None else None
+
+    @property
+    def percent(self) -> int | None:
+        """:attr:`progress` in whole percent."""
+        progress = self.progress
+        return None if progress is None else int(round(progress * 100))
 
     @property
     def done(self) -> bool:
         """True once the watch has ended, for whatever reason."""
         return self.outcome is not Outcome.WATCHING
+
+
+def short_id(task_id: str) -> str:
+    """The first 8 characters of a long id (enough to tell tasks apart on screen)."""
+    return task_id if len(task_id) <= 12 else task_id[:8] + "…"

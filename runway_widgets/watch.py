@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from .errors import (
     DownloadError,
@@ -30,20 +31,44 @@ from .errors import (
 )
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
 from .snapshot import TaskSnapshot, TaskState
-from .updates import Outcome, WatchSettings, WatchUpdate
-from .views.text import short_id
+from .updates import Outcome, WatchSettings, WatchUpdate, short_id
 
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["Outcome", "WatchUpdate", "Watch", "WatchSettings"]
+__all__ = ["Outcome", "WatchUpdate", "Watch", "WatchSettings", "PollResult", "Finisher", "Completion"]
 
 log = logging.getLogger("runway_widgets")
 _DEADLINE_GRACE = 2.0  # s past the deadline before wait() expires a watch the scheduler did not
 
 
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll tells the scheduler: when to poll next, and how the request went."""
+
+    next_in: float | None  # seconds until the next poll; None: the watch has ended
+    error: RunwayWidgetsError | None = None  # the request's error (a 429 pauses every watch)
+
+
+class Completion(Protocol):
+    """How a finisher reports that it is done with a success (call it once, from any thread)."""
+
+    def __call__(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None,
+                 saved_path: str | None = None) -> None: ...
+
+
+#: Takes over a task that succeeded (e.g. downloads the video): ``finisher(watch, snapshot, done)``.
+#: It must call ``done(...)`` when finished; the watch ends then, or at its deadline.
+Finisher = Callable[["Watch", TaskSnapshot, Completion], None]
+
+
 class Watch:
-    """A handle on one watched task.  Create it with :func:`runway_widgets.watch`."""
+    """A handle on one watched task.  Create it with :func:`runway_widgets.watch`.
+
+    ``finisher`` takes over a success (the video download); ``on_end`` is called once as
+    the watch ends, before its subscribers see the final update (the registry and the
+    scheduler forget it there).
+    """
 
     def __init__(
         self,
@@ -52,6 +77,9 @@ class Watch:
         settings: WatchSettings,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] | None = None,
+        *,
+        finisher: Finisher | None = None,
+        on_end: Callable[[Watch], None] | None = None,
     ) -> None:
         import random
 
@@ -67,6 +95,7 @@ class Watch:
         self.deadline = self.started + settings.timeout
         self._pacer = PacerState()
         self._snapshot: TaskSnapshot | None = None
+        self._last_progress: float | None = None  # the last progress of an unfinished task
         self._outcome = Outcome.WATCHING
         self._error: RunwayWidgetsError | None = None
         self._note = ""
@@ -74,10 +103,9 @@ class Watch:
         self._polls = 0
         self._errors_since: float | None = None
         self._consecutive_errors = 0
-        self.saved_path: str | None = None
-        self.finisher: Callable[[Watch, TaskSnapshot], None] | None = None  # e.g. a download
-        self.finish_hooks: list[Callable[[Watch], None]] = []  # e.g. leave the scheduler
-        self.last_poll_error: RunwayWidgetsError | None = None
+        self._saved_path: str | None = None
+        self._finisher = finisher
+        self._on_end = on_end
         self._ended_at: float | None = None
         self._finishing = False  # the task succeeded; the finisher has it
 
@@ -103,6 +131,11 @@ class Watch:
         snap = self._snapshot
         return snap.result_url if snap is not None else None
 
+    @property
+    def saved_path(self) -> str | None:
+        """Where the video was saved (None unless the watch saved it)."""
+        return self._saved_path
+
     def done(self) -> bool:
         """True once the watch has ended and its subscribers have seen the final update."""
         return self._done.is_set()
@@ -118,12 +151,6 @@ class Watch:
         status = snap.status if snap is not None else "not seen yet"
         pct = f" {snap.percent}%" if snap is not None and snap.percent is not None else ""
         return f"<Watch {short} {self._outcome.value}: {status}{pct}>"
-
-    def _ipython_display_(self) -> None:
-        # IPython only: quiet in the cell whose magic showed the card, else the card again.
-        from .notebook import display_watch
-
-        display_watch(self)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -171,12 +198,12 @@ class Watch:
 
     # -- driven by the scheduler --------------------------------------------------------------
 
-    def _poll(self) -> float | None:
-        """Poll once; return seconds until the next poll, or None when the watch has ended."""
+    def _poll(self) -> PollResult:
+        """Poll once; say when to poll next (None when the watch has ended) and how it went."""
         if self._done.is_set():
-            return None
+            return PollResult(None)
         if self._finishing:  # never polled again; the scheduler expires it at the deadline
-            return max(0.0, self.deadline - self._clock())
+            return PollResult(max(0.0, self.deadline - self._clock()))
         sent = self._clock()
         snapshot: TaskSnapshot | None = None
         error: RunwayWidgetsError | None = None
@@ -188,10 +215,10 @@ class Watch:
             log.exception("runway_widgets: unexpected error polling %s", self.task_id)
             error = ProtocolError(f"Unexpected {type(exc).__name__} while polling.")
         try:
-            return self._absorb(snapshot, error, sent, self._clock())
+            return PollResult(self._absorb(snapshot, error, sent, self._clock()), error)
         except Exception as exc:
             self._crash(exc, "reading a poll's answer")
-            return None
+            return PollResult(None, error)
 
     def _absorb(self, snapshot: TaskSnapshot | None, error: RunwayWidgetsError | None, sent: float, now: float) -> float | None:
         settings = self.settings
@@ -201,11 +228,12 @@ class Watch:
                 return None
             self._polls += 1
             self._retry_in = None
-            self.last_poll_error = error
             delay: float | None = None
             if snapshot is not None:
                 self._errors_since, self._consecutive_errors, self._note = None, 0, ""
                 self._snapshot = snapshot
+                if not snapshot.is_terminal and snapshot.progress is not None:
+                    self._last_progress = snapshot.progress
                 self._pacer = observe(self._pacer, snapshot.state, snapshot.progress, sent, now,
                                       settings.pacing.refresh_period, snapshot.status)
                 if snapshot.is_terminal:
@@ -224,38 +252,47 @@ class Watch:
             elif error is not None and error.transient:
                 self._consecutive_errors += 1
                 self._errors_since = self._errors_since if self._errors_since is not None else sent
-                if now - self._errors_since >= settings.give_up_after:
-                    finish = (Outcome.GAVE_UP, GaveUpError(
-                        f"Gave up after {self._consecutive_errors} failed attempt{'' if self._consecutive_errors == 1 else 's'} "
-                        f"in {now - self._errors_since:.0f} s: {error}",
-                        error), "")
+                unreached = getattr(error, "unreached", False)
+                limit = min(settings.give_up_after, settings.unreached_give_up) if unreached else settings.give_up_after
+                if now - self._errors_since >= limit:
+                    finish = (Outcome.GAVE_UP, self._give_up(error, now - self._errors_since, unreached), "")
                 else:
                     delay = backoff_delay(settings.pacing, self._consecutive_errors,
                                           getattr(error, "retry_after", None), self._rand())
+                    if unreached:  # the last try lands at the limit, not a backoff step past it
+                        delay = min(delay, max(settings.pacing.min_interval, self._errors_since + limit - now))
                     self._retry_in = delay
                     self._note = f"retrying in {delay:.0f} s: {error}"
             elif error is not None:
                 finish = (Outcome.ERROR, error, "")
             update = self._make_update() if finish is None else None
         if finish is not None:
-            if finish[0] is Outcome.SUCCEEDED and self.finisher is not None and snapshot is not None:
-                return self._hand_over(self.finisher, snapshot)
+            if finish[0] is Outcome.SUCCEEDED and self._finisher is not None and snapshot is not None:
+                return self._hand_over(self._finisher, snapshot)
             self._finish(*finish)
             return None
         assert update is not None
         self._publish(update)
         return delay
 
-    def _hand_over(self, finisher: Callable[[Watch, TaskSnapshot], None], snapshot: TaskSnapshot) -> float | None:
+    def _give_up(self, error: RunwayWidgetsError, seconds: float, unreached: bool) -> GaveUpError:
+        if unreached:  # most likely a typo in the base URL, or no network: say so, once
+            return GaveUpError(f"{str(error).rstrip('.')}, and it has not answered once in {seconds:.0f} s: "
+                               "check the base URL and the network.", error)
+        attempts = self._consecutive_errors
+        return GaveUpError(f"Gave up after {attempts} failed attempt{'' if attempts == 1 else 's'} "
+                           f"in {seconds:.0f} s: {error}", error)
+
+    def _hand_over(self, finisher: Finisher, snapshot: TaskSnapshot) -> float | None:
         """Give the success to the finisher; return the time left until the deadline.
 
-        The scheduler keeps the watch until then, so a finisher that hangs or never calls
-        :meth:`_complete_success` still ends the watch at its timeout (see :meth:`_expire`).
+        The scheduler keeps the watch until then, so a finisher that hangs or never reports
+        still ends the watch at its timeout (see :meth:`_expire`).
         """
         with self._lock:
             self._finishing = True
         try:
-            finisher(self, snapshot)  # it calls _complete_success when done (often from another thread)
+            finisher(self, snapshot, self._complete_success)  # it reports when done (often from another thread)
         except Exception as exc:
             self._crash(exc, "starting to save the video")
             return None
@@ -304,22 +341,25 @@ class Watch:
         try:
             with self._lock:
                 update = self._make_update()
-            for hook in list(self.finish_hooks):
+            if self._on_end is not None:
                 try:
-                    hook(self)
+                    self._on_end(self)
                 except Exception:
-                    log.exception("runway_widgets: a finish hook of task %s failed", self.task_id)
+                    log.exception("runway_widgets: the end hook of task %s failed", self.task_id)
             # Subscribers see the final update *before* wait() returns: a notebook that ends
             # with wait() must not close while the card's last message is still unsent.
             self._publish(update)
         finally:
             self._done.set()  # whatever a hook or a subscriber did, wait() returns
 
-    def _complete_success(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None) -> None:
-        """Called by a finisher (the download) when the success is fully handled."""
-        if snapshot is not None:
-            with self._lock:
+    def _complete_success(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None,
+                          saved_path: str | None = None) -> None:
+        """The finisher's :class:`Completion`: the success is fully handled (or could not be)."""
+        with self._lock:
+            if snapshot is not None:
                 self._snapshot = snapshot
+            if saved_path is not None:
+                self._saved_path = saved_path
         self._finish(Outcome.SUCCEEDED, error, "" if error is None else f"could not save: {error}")
 
     def accept_fresh_result(self, snapshot: TaskSnapshot) -> bool:
@@ -334,6 +374,9 @@ class Watch:
     def _make_update(self) -> WatchUpdate:
         now = self._clock() if self._ended_at is None else self._ended_at
         eta = estimate_finish(self._pacer)
+        snap = self._snapshot
+        # A failed task reads 100 %: its bar keeps what it had reached.
+        held = (self._last_progress or 0.0) if snap is not None and snap.is_terminal and not snap.succeeded else None
         return WatchUpdate(
             task_id=self.task_id,
             outcome=self._outcome,
@@ -344,7 +387,8 @@ class Watch:
             error=self._error,
             eta=None if eta is None or self._outcome is not Outcome.WATCHING else max(0.0, eta - now),
             retry_in=self._retry_in,
-            saved_path=self.saved_path,
+            saved_path=self._saved_path,
+            held_progress=held,
         )
 
     def _publish(self, update: WatchUpdate) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any, Iterator, Sequence
 import pytest
 
 from runway_widgets import cli
-from runway_widgets.config import MISSING_KEY_HELP
+from runway_widgets.config import missing_key_help
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.simulator.media import DEMO_PATH
 
@@ -168,12 +169,19 @@ BAD_INPUT = [
     ("ftp base URL", ["abc", "--base-url", "ftp://example.com"], "SIM", FAKE_KEY, "must start with https://"),
     ("file base URL from env", ["abc"], "file:///etc/passwd", FAKE_KEY, "must start with https://"),
     ("key over plain http", ["abc", "--base-url", "http://api.example.com"], None, FAKE_KEY, "plain http"),
-    ("missing key", ["abc"], "SIM", None, MISSING_KEY_HELP),
-    ("blank key", ["abc"], "SIM", "  ", MISSING_KEY_HELP),
+    ("missing key", ["abc"], "SIM", None, missing_key_help("cli")),
+    ("blank key", ["abc"], "SIM", "  ", missing_key_help("cli")),
     ("key with spaces", ["abc"], "SIM", "key with spaces", "spaces or control characters"),
-    ("zero timeout", ["abc", "--timeout", "0"], "SIM", FAKE_KEY, "timeout must be a positive"),
-    ("negative interval", ["abc", "--interval", "-1"], "SIM", FAKE_KEY, "interval must be a positive"),
-    ("negative give-up", ["abc", "--give-up-after", "-1"], "SIM", FAKE_KEY, "give_up_after must be"),
+    ("zero timeout", ["abc", "--timeout", "0"], "SIM", FAKE_KEY, "--timeout takes a positive number of seconds, not '0'."),
+    ("negative interval", ["abc", "--interval", "-1"], "SIM", FAKE_KEY, "--interval takes a positive number"),
+    ("negative give-up", ["abc", "--give-up-after", "-1"], "SIM", FAKE_KEY, "--give-up-after takes a number of seconds"),
+    # Error texts name the CLI's options, not the Python parameters behind them.
+    ("nan give-up", ["abc", "--give-up-after", "nan"], "SIM", FAKE_KEY, "--give-up-after takes a number of seconds, 0 or more, not 'nan'."),
+    ("nan grace", ["abc", "--not-found-grace", "nan"], "SIM", FAKE_KEY, "--not-found-grace takes"),
+    # Every option is checked before the demo's simulator starts (out stays empty).
+    ("demo with a bad timeout", ["--demo", "--timeout", "-3"], "SIM", FAKE_KEY, "--timeout takes a positive number"),
+    ("demo with a bad save", ["--demo", "--save", " "], "SIM", FAKE_KEY, "save folder is empty"),
+    ("unknown option", ["abc", "--bogus"], "SIM", FAKE_KEY, "Unrecognized option --bogus; see runway-watch --help."),
     ("demo with ids", ["--demo", "abc"], "SIM", FAKE_KEY, "do not pass task ids"),
 ]
 
@@ -192,6 +200,8 @@ def test_exit_2_bad_input(quick_sim: Simulator) -> None:
                 proc.communicate()
     for name, _, _, _, words in BAD_INPUT:
         result = results[name]
+        # The options' names, never the Python parameters' ("give_up_after must be ...").
+        assert not re.search(r"give_up_after|not_found_grace|(?<!-)(timeout|interval) must", result.err), result.err
         assert result.code == 2, (name, result)
         assert words in assert_one_clear_sentence(result), (name, result.err)
         assert result.out == "", name
@@ -201,7 +211,8 @@ def test_exit_2_bad_input(quick_sim: Simulator) -> None:
 @pytest.mark.parametrize("option", ["--api-key", "--key", "--token"])
 def test_a_key_cannot_be_given_on_the_command_line(option: str) -> None:
     result = run(["abc", option, "sk-should-never-be-here"], key=FAKE_KEY, timeout=15)
-    assert result.code == 2 and "unrecognized arguments" in result.err and "Traceback" not in result.err
+    assert result.code == 2 and f"Unrecognized option {option}; see runway-watch --help." in assert_one_clear_sentence(result)
+    assert "sk-should" not in result.err + result.out
 
 
 def test_help_names_the_environment_variable_not_a_key_option() -> None:
@@ -400,7 +411,7 @@ def test_main_in_process(quick_sim: Simulator, monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err == "runway-watch: The task id is empty; pass the id that the create call returned.\n"
     monkeypatch.delenv("COMETAPI_KEY")
     assert cli.main(["abc"]) == 2
-    assert capsys.readouterr().err == f"runway-watch: {MISSING_KEY_HELP}\n"
+    assert capsys.readouterr().err == f"runway-watch: {missing_key_help('cli')}\n"
     with pytest.raises(SystemExit) as info:
         cli.main(["abc", "--api-key", "nope"])
     assert info.value.code == 2
@@ -422,3 +433,14 @@ def test_demo_end_to_end_with_save(demo_run: tuple[subprocess.Popen[str], Path])
     assert saved.suffix == ".mp4" and data[4:8] == b"ftyp" and data == DEMO_PATH.read_bytes()
     assert str(saved) in result.lines[-1]
     assert len(result.lines) < 40  # one line per change over ~14 s, not one per poll
+
+
+def test_a_download_cut_short_says_how_much_arrived(quick_sim: Simulator, tmp_path: Path) -> None:
+    task = quick_sim.add_task(FAKE_KEY, quick(media_size=3_000_000))
+    quick_sim.inject(Fault("reset", path="/media/", count=10))  # half the bytes, then the connection is cut
+    result = run([task, "--save", str(tmp_path) + "/"], quick_sim.base_url)
+    assert result.code == 6, result
+    line = assert_one_clear_sentence(result)
+    assert "The download broke off after " in line and " of 3,000,000 bytes (the connection was cut)" in line, line
+    assert "ChunkedEncodingError" not in result.err + result.out and "Error)" not in line
+    assert os.listdir(tmp_path) == []

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from runway_widgets import Client
-from runway_widgets.config import MISSING_KEY_HELP
+from runway_widgets.config import missing_key_help
 from runway_widgets.errors import (
     AuthenticationError,
     BadRequestError,
@@ -470,7 +470,7 @@ def test_missing_key(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> None:
     monkeypatch.delenv("COMETAPI_KEY", raising=False)
     for key in (None, "", "   "):
         error = raises(ConfigError, Client, key, sim.base_url)
-        assert str(error) == MISSING_KEY_HELP
+        assert str(error) == missing_key_help("python")
     monkeypatch.setenv("COMETAPI_KEY", FAKE_KEY)
     with Client(None, sim.base_url) as from_env:
         task = sim.add_task(FAKE_KEY, instant())

@@ -228,10 +228,8 @@ def test_a_file_where_the_folder_should_be(sim: Simulator, client: Client, tmp_p
 
 
 def _watch_with(sim: Simulator, client: Client, sched: Scheduler, timeline: Timeline, **kwargs: Any) -> Watch:
-    handle = Watch(sim.add_task(FAKE_KEY, timeline), client, settings(kwargs.pop("timeout", 30.0)),
-                   clock=sched.clock, **kwargs)
-    handle.finish_hooks.append(sched.remove)
-    return handle
+    return Watch(sim.add_task(FAKE_KEY, timeline), client, settings(kwargs.pop("timeout", 30.0)),
+                 clock=sched.clock, on_end=sched.remove, **kwargs)
 
 
 @pytest.fixture
@@ -244,12 +242,10 @@ def sched() -> Iterator[Scheduler]:
 
 
 def test_a_finisher_that_raises_ends_the_watch(sim: Simulator, client: Client, sched: Scheduler) -> None:
-    handle = _watch_with(sim, client, sched, instant())
-
-    def broken(watch: Watch, snapshot: Any) -> None:
+    def broken(watch: Watch, snapshot: Any, done: Any) -> None:
         raise KeyError("a bug")
 
-    handle.finisher = broken
+    handle = _watch_with(sim, client, sched, instant(), finisher=broken)
     sched.add(handle)
     with pytest.raises(DownloadError, match="^Saving the video failed: unexpected KeyError while starting to save"):
         handle.wait(timeout=10)
@@ -257,8 +253,8 @@ def test_a_finisher_that_raises_ends_the_watch(sim: Simulator, client: Client, s
 
 
 def test_a_finisher_that_never_reports_ends_at_the_timeout(sim: Simulator, client: Client, sched: Scheduler) -> None:
-    handle = _watch_with(sim, client, sched, instant(), timeout=2.0)
-    handle.finisher = lambda watch, snapshot: None  # forgets to call _complete_success
+    # A finisher that forgets to report:
+    handle = _watch_with(sim, client, sched, instant(), timeout=2.0, finisher=lambda watch, snapshot, done: None)
     sched.add(handle)
     started = time.monotonic()
     with pytest.raises(DownloadError, match="^Saving the video did not finish within the watch's 2 s timeout"):

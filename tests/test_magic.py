@@ -6,8 +6,11 @@ test_notebooks.py; here it is parsing, errors, handles and lifecycle.
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 import time
+import types
 
 import pytest
 from IPython.core.error import UsageError
@@ -91,7 +94,7 @@ def test_missing_key_says_how_to_set_it(shell: InteractiveShell, monkeypatch: py
     monkeypatch.delenv("COMETAPI_KEY")
     with pytest.raises(UsageError) as info:
         shell.run_line_magic("runway_watch", "some-task")
-    assert "COMETAPI_KEY" in str(info.value) and "Colab secret" in str(info.value) and "--demo" in str(info.value)
+    assert "COMETAPI_KEY" in str(info.value) and "--demo" in str(info.value)
 
 
 def test_usage_error_in_a_cell_prints_one_line(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,3 +187,57 @@ def test_save_alone_means_the_default_folder(shell: InteractiveShell, sim: Simul
     task = sim.add_task(FAKE_KEY, Timeline.fast())
     handle = shell.run_line_magic("runway_watch", f"{task} --save")
     assert handle.saved_path and (tmp_path / "runway_videos" / f"{task}.mp4").is_file()
+
+
+def test_interrupting_a_waiting_cell_prints_one_line(shell: InteractiveShell, sim: Simulator,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    slow = Timeline(invisible_for=0, submitted_for=0, queued_for=60, run_for=60)
+    task = sim.add_task(FAKE_KEY, slow)
+    import _thread
+
+    capsys.readouterr()
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        result = shell.run_cell(f"%runway_watch {task} --wait")
+    finally:
+        timer.cancel()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)  # "Run All" stops here
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "Traceback" not in shown and "KeyboardInterrupt" not in shown, shown
+    lines = [line for line in shown.splitlines() if line.startswith("Interrupted")]
+    assert lines == ["Interrupted: stopped watching 1 task (the server goes on with it)."], shown
+
+
+def test_help_has_no_stray_docstring_marker_and_names_the_other_magics(shell: InteractiveShell,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    shell.run_cell("%runway_watch?")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    assert "Docstring:" in shown and "::" not in shown, shown[:300]
+    assert shown.split("Docstring:", 1)[1].lstrip().startswith("%runway_watch [--timeout")
+    assert "%runway_stop" in shown and "%runway_tasks" in shown
+
+
+def test_the_task_id_is_checked_before_the_key(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMETAPI_KEY")
+    with pytest.raises(UsageError, match="^The task id contains control characters"):
+        shell.run_line_magic("runway_watch", "abc\x01def")
+    with pytest.raises(UsageError, match="^No API key"):
+        shell.run_line_magic("runway_watch", "abc-def")
+
+
+def test_the_no_key_message_fits_where_it_appears(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMETAPI_KEY")
+    with pytest.raises(UsageError) as outside:
+        shell.run_line_magic("runway_watch", "abc-def")
+    assert "Colab" not in str(outside.value) and "%runway_watch --demo" in str(outside.value)
+    with pytest.raises(runway_widgets.ConfigError) as python:
+        runway_widgets.watch("abc-def")
+    assert "Colab" not in str(python.value) and "demo" not in str(python.value) and "api_key=" in str(python.value)
+    colab = types.ModuleType("google.colab")  # what Colab's kernel has loaded; reading a secret fails here
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    with pytest.raises(UsageError) as inside:
+        shell.run_line_magic("runway_watch", "abc-def")
+    assert "Colab secret named COMETAPI_KEY" in str(inside.value) and "%runway_watch --demo" in str(inside.value)

@@ -80,8 +80,8 @@ def make(clock: FakeClock, budget: RequestBudget | None = None) -> Scheduler:
 
 
 def add(sched: Scheduler, clock: FakeClock, client: ScriptedClient, task_id: str = "t", **settings: object) -> Watch:
-    w = Watch(task_id, client, WatchSettings(**settings), clock=clock, rand=lambda: 0.5)  # type: ignore[arg-type]
-    w.finish_hooks.append(sched.remove)
+    w = Watch(task_id, client, WatchSettings(**settings), clock=clock, rand=lambda: 0.5,  # type: ignore[arg-type]
+              on_end=sched.remove)
     sched.add(w)
     return w
 

@@ -18,19 +18,14 @@ URL = "https://cdn.example.com/v/1.mp4?sig=a&exp=2"
 HOSTILE = '<img src=x onerror="window.__pwned=1"> bad & "quoted"'
 
 
-def upd(status: str, progress: str = "0%", outcome: Outcome = Outcome.WATCHING, **task: object) -> WatchUpdate:
-    snap = parse_task({"task_id": TID, "status": status, "progress": progress, **task})
-    return WatchUpdate(TID, outcome, snap, elapsed=42.0, polls=3, **{k: v for k, v in task.items() if k in ()})
-
-
 def test_running_card_bar_and_status() -> None:
     card = TaskCard(TID)
     card.render(WatchUpdate(TID, Outcome.WATCHING, parse_task({"task_id": TID, "status": "IN_PROGRESS", "progress": "45%", "action": "IMAGE_TO_VIDEO"}),
                             elapsed=42.0, polls=3, eta=30.0, note=""))
     assert card.bar.value == pytest.approx(0.45) and card.bar.description == "45%"
     assert card.bar.bar_style == "info"
-    assert "IN_PROGRESS" in card.body.value and "<1 min" in card.body.value
-    assert "<1 min left" in card.body.value
+    assert "IN_PROGRESS" in card.body.value and "42 s" in card.body.value
+    assert "about 30 s left" in card.body.value
     assert "IMAGE_TO_VIDEO" in card.body.value and "3d957031" in card.title.value
     assert "rw-video" not in card.body.value and card.stop_button.layout.display != "none"
 
@@ -126,13 +121,73 @@ def test_saved_file_is_preferred_for_the_video() -> None:
     assert 'src="videos/a%20b.mp4"' in page and URL.split("?")[0] in page
 
 
-def test_elapsed_and_eta_words_are_coarse() -> None:
-    assert [elapsed_words(s) for s in (0, 59, 61, 125, 3725)] == ["<1 min", "<1 min", "1 min", "2 min", "62 min"]
-    assert [eta_words(s) for s in (5, 59, 60, 100, 290)] == ["<1 min left", "<1 min left", "~1 min left", "~2 min left", "~5 min left"]
-    # The status line does not change from poll to poll while nothing readable changes.
+def test_elapsed_and_eta_say_seconds_under_two_minutes() -> None:
+    assert [elapsed_words(s) for s in (0, 42.7, 61, 119, 125, 3725)] == ["0 s", "42 s", "61 s", "119 s", "2 min", "62 min"]
+    assert ([eta_words(s) for s in (1, 21, 59, 100, 130, 290)]
+            == ["about 5 s left", "about 20 s left", "about 60 s left", "about 100 s left", "about 2 min left",
+                "about 5 min left"])
     running = parse_task({"task_id": TID, "status": "IN_PROGRESS", "progress": "10%"})
-    lines = {status_html(WatchUpdate(TID, Outcome.WATCHING, running, t, 1, eta=200 - t)) for t in (3, 12, 21, 33)}
+    line = status_html(WatchUpdate(TID, Outcome.WATCHING, running, 42.0, 1, eta=20.0))
+    assert "42 s · about 20 s left" in line and "min" not in line
+    # Past two minutes the clock moves by the minute: the line stays put from poll to poll.
+    lines = {status_html(WatchUpdate(TID, Outcome.WATCHING, running, t, 1, eta=600 - t)) for t in (181, 185, 190, 195)}
     assert len(lines) == 1
+
+
+def test_the_header_and_the_card_say_which_ending(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("runway_widgets.views.widget._HEADER_INTERVAL", 0.0)
+    running = parse_task({"task_id": "x", "status": "IN_PROGRESS", "progress": "30%"})
+    stopped = [WatchUpdate(t, Outcome.STOPPED, running, 5.0, 2, note="Stopped watching.") for t in ("a-1", "a-2")]
+    board = TaskBoard(["a-1", "a-2"])
+    for update in stopped:
+        board.render(update)
+    assert "2/2 done, 2 stopped" in board.header.value and "failed" not in board.header.value
+    assert "2/2 done, 2 stopped" in board_html(stopped)
+    cancelled = parse_task({"task_id": "x", "status": "CANCELLED"})
+    failed = parse_task({"task_id": "x", "status": "FAILURE", "fail_reason": "nope"})
+    mixed = [WatchUpdate("b-1", Outcome.FAILED, failed, 1.0, 1), WatchUpdate("b-2", Outcome.CANCELLED, cancelled, 1.0, 1),
+             WatchUpdate("b-3", Outcome.TIMED_OUT, running, 1.0, 1), WatchUpdate("b-4", Outcome.STOPPED, running, 1.0, 1),
+             WatchUpdate("b-5", Outcome.WATCHING, running, 1.0, 1)]
+    page = board_html(mixed)
+    assert "4/5 done, 1 failed, 1 cancelled, 1 timed out, 1 stopped" in page
+    cards = [card_html(u) for u in mixed[:4]]
+    assert ['rw-failed" data-outcome="failed"' in cards[0], 'rw-cancelled" data-outcome="cancelled"' in cards[1],
+            'rw-timed_out" data-outcome="timed out"' in cards[2], 'rw-stopped" data-outcome="stopped"' in cards[3]] == [True] * 4
+    card = TaskCard("b-3")
+    card.render(mixed[2])
+    assert card.bar.bar_style == "warning" and "timed out" in card.body.value  # not the red of a failure
+
+
+def test_a_failed_task_keeps_its_progress_in_red() -> None:
+    failed = parse_task({"task_id": TID, "status": "FAILURE", "progress": "100%", "fail_reason": "nope"})
+    update = WatchUpdate(TID, Outcome.FAILED, failed, 9.0, 4, held_progress=0.35)
+    card = TaskCard(TID)
+    card.render(update)
+    assert card.bar.value == pytest.approx(0.35) and card.bar.description == "35%" and card.bar.bar_style == "danger"
+    page = card_html(update)
+    assert "width:35%" in page and "<small>35%</small>" in page and "width:100%" not in page
+    out = io.StringIO()
+    TerminalBoard([TID], stream=out, live=False).render(update)
+    assert " 35%" in out.getvalue() and "100%" not in out.getvalue()
+
+
+def test_several_finished_videos_make_a_compact_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("runway_widgets.views.widget._HEADER_INTERVAL", 0.0)
+    ok = parse_task({"task_id": "x", "status": "SUCCESS", "result_url": URL})
+    ids = ["v-1", "v-2", "v-3"]
+    finished = [WatchUpdate(t, Outcome.SUCCEEDED, ok, 1.0, 1) for t in ids]
+    page = board_html(finished)
+    assert "display:grid" in page and "minmax(300px" in page and page.count("<video") == 3
+    board = TaskBoard(ids)
+    for update in finished[:2]:
+        board.render(update)
+    assert board.grid.layout.display != "grid"  # still running: one card a row
+    board.render(finished[2])
+    assert board.grid.layout.display == "grid" and "300px" in board.grid.layout.grid_template_columns
+    # A single card keeps its full-size player; a board with one video stays a column.
+    assert 'width="480"' in card_html(finished[0]) and "display:grid" not in board_html(finished[:1])
+    one_failed = [finished[0], WatchUpdate("v-2", Outcome.FAILED, parse_task({"task_id": "x", "status": "FAILURE"}), 1.0, 1)]
+    assert "display:grid" not in board_html(one_failed)
 
 
 def test_board_header_is_throttled_but_ends_exact() -> None:

@@ -16,14 +16,13 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .backend import Backend
 from .faults import fault_response
 from .responses import Response, gateway_error
 from .routes import ApiRequest, bearer_key, guess_task_id, route_api, route_control
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import Simulator
 
 __all__ = ["SimServer", "SimHandler", "MAX_BODY"]
 
@@ -41,7 +40,7 @@ class SimServer(ThreadingHTTPServer):
     daemon_threads = True  # handler threads never keep the interpreter alive
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
+    def __init__(self, address: tuple[str, int], simulator: Backend) -> None:
         # Must be set before the base constructor creates the socket.
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.simulator = simulator

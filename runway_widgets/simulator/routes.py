@@ -11,16 +11,15 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .backend import Backend
 from .faults import Fault
 from .media import demo_bytes, demo_reader, media_response, synthetic_chunks
 from .render import feed_envelope, feed_task, official_task
 from .responses import Response, gateway_error, json_response, not_found_html, s3_error, task_not_exist
 from .timeline import Timeline
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import Simulator
 
 __all__ = ["ApiRequest", "bearer_key", "guess_task_id", "route_api", "route_control"]
 
@@ -100,7 +99,7 @@ def _invalid_body() -> Response:
     return gateway_error(400, "invalid request body")
 
 
-def route_api(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def route_api(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     """Answer an API or media request; return the response and the task id concerned."""
     path, method = req.path, req.method
     if path.startswith(MEDIA_PREFIX) and method in ("GET", "HEAD"):
@@ -119,7 +118,7 @@ def route_api(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
     return _official(sim, req)
 
 
-def _create(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def _create(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     data = _json_object(req.body)
     if data is None:
         return _invalid_body(), None
@@ -146,7 +145,7 @@ def _create(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
     return json_response(200, body), task_id
 
 
-def _feed(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def _feed(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     data = _json_object(req.body)
     task_id = data.get("task_id") if data is not None else None
     if not isinstance(task_id, str) or not task_id:
@@ -160,7 +159,7 @@ def _feed(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
     return json_response(200, feed_envelope(obj, task.timeline)), task_id
 
 
-def _official(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def _official(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     task_id = urllib.parse.unquote(req.path[len(OFFICIAL_PREFIX):])
     if not task_id or "/" in task_id:
         return task_not_exist(404), None
@@ -172,7 +171,7 @@ def _official(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
     return json_response(200, official_task(task.task_id, task.created_unix, view, task.timeline, url)), task_id
 
 
-def _media(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def _media(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     task_id = _media_task_id(req.path)
     if task_id is None:
         return s3_error(404, "NoSuchKey", "The specified key does not exist."), None
@@ -194,7 +193,7 @@ def _media(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
 
 
 # ------------------------------------------------------------------- control
-def route_control(sim: Simulator, method: str, path: str, body: bytes) -> Response:
+def route_control(sim: Backend, method: str, path: str, body: bytes) -> Response:
     """Answer a ``/_sim/*`` request (no auth, no faults, not logged)."""
     try:
         return _control(sim, method, path, body)
@@ -209,7 +208,7 @@ def _load(body: bytes) -> Any:
         raise ValueError(f"invalid JSON body: {exc}") from exc
 
 
-def _control(sim: Simulator, method: str, path: str, body: bytes) -> Response:
+def _control(sim: Backend, method: str, path: str, body: bytes) -> Response:
     ok = json_response(200, {"ok": True})
     if path == "/_sim/tasks" and method == "POST":
         data = _load(body)

@@ -18,7 +18,8 @@ from ..snapshot import safe_url
 from ..updates import Outcome, WatchUpdate
 from .text import short_id, status_phrase
 
-__all__ = ["COLORS", "color_for", "title_html", "eta_words", "video_html", "status_html", "card_html", "board_html", "board_header", "elapsed_words"]
+__all__ = ["COLORS", "color_for", "title_html", "eta_words", "video_html", "status_html", "card_html", "board_html",
+           "board_header", "elapsed_words", "is_compact", "GRID_STYLE"]
 
 # One colour per ending; danger red is never reused for anything hopeful.
 COLORS = {
@@ -26,10 +27,14 @@ COLORS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
     "cancelled": "#ef6c00",
+    "timed_out": "#f9a825",
     "stopped": "#757575",
 }
 
 VIDEO_WIDTH = 480  # px: readable in a notebook column, shrinks on narrow screens
+GRID_CELL = 300  # px: the narrowest column of a compact board (2-3 per row in a notebook)
+#: A board of finished videos lays its cards out in a grid: the players shrink to the column.
+GRID_STYLE = f"display:grid;grid-template-columns:repeat(auto-fill,minmax({GRID_CELL}px,1fr));column-gap:12px"
 
 
 def color_for(outcome: Outcome) -> str:
@@ -42,21 +47,25 @@ def color_for(outcome: Outcome) -> str:
         return "cancelled"
     if outcome is Outcome.STOPPED:
         return "stopped"
+    if outcome is Outcome.TIMED_OUT:
+        return "timed_out"  # the task may still finish: not the red of a failure
     return "failed"
 
 
 def elapsed_words(seconds: float) -> str:
-    """Elapsed time in whole minutes ("<1 min", "3 min").
+    """Elapsed time: seconds under two minutes ("42 s"), then whole minutes ("3 min").
 
-    Coarse on purpose: a live card sends a message only when something worth reading
-    changed, not on every poll (see benchmarks/kernel.py).
+    Minutes later on: a live card sends a message only when what it says changed, so a
+    long task costs about one a minute for its clock (see benchmarks/kernel.py).
     """
-    return "<1 min" if seconds < 60 else f"{int(seconds // 60)} min"
+    return f"{max(0, int(seconds))} s" if seconds < 120 else f"{int(seconds // 60)} min"
 
 
 def eta_words(seconds: float) -> str:
-    """Time left, just as coarse: "<1 min left", "~4 min left"."""
-    return "<1 min left" if seconds < 60 else f"~{int(round(seconds / 60))} min left"
+    """Time left, as rough as the estimate: "about 20 s left" (5 s steps), "about 4 min left"."""
+    if seconds < 120:
+        return f"about {max(5, int(round(seconds / 5)) * 5)} s left"
+    return f"about {int(round(seconds / 60))} min left"
 
 
 def _local_src(path: str) -> str:
@@ -145,8 +154,7 @@ def title_html(update: WatchUpdate) -> str:
 
 
 def _bar(update: WatchUpdate) -> str:
-    snap = update.snapshot
-    fraction = snap.progress if snap is not None and snap.progress is not None else 0.0
+    fraction = update.progress if update.progress is not None else 0.0
     color = COLORS[color_for(update.outcome)]
     return (
         '<div style="display:flex;align-items:center;gap:6px;max-width:520px;margin:4px 0">'
@@ -160,22 +168,38 @@ def card_html(update: WatchUpdate, show_video: bool = True, result: Callable[[Wa
     """The whole static card for one task; ``result`` renders the result area (default :func:`video_html`)."""
     result_area = result(update) if result is not None else video_html(update, show_video)
     return (
-        f'<div class="rw-card rw-{color_for(update.outcome)}" style="font-family:sans-serif;font-size:13px;'
+        f'<div class="rw-card rw-{color_for(update.outcome)}" data-outcome="{update.outcome.value}" '
+        'style="font-family:sans-serif;font-size:13px;'
         f'border-left:4px solid {COLORS[color_for(update.outcome)]};padding:4px 8px;margin:4px 0">'
         f"{title_html(update)}{_bar(update)}{status_html(update)}{result_area}</div>"
     )
 
 
 def board_html(updates: list[WatchUpdate], show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None) -> str:
-    """A static board: a header line (3/5 done, 1 failed) and a card per task."""
-    return f'<div class="rw-board"><div class="rw-header"><b>{html.escape(board_header(updates))}</b></div>' + "".join(
-        card_html(u, show_video, result) for u in updates
-    ) + "</div>"
+    """A static board: a header line (3/5 done, 1 failed) and a card per task.
+
+    Several finished videos make a compact board: the cards stand in a grid (2-3 per row)
+    and each player shrinks to its column (its full-screen button enlarges it).
+    """
+    grid = f' style="{GRID_STYLE}"' if is_compact(updates) else ""
+    return (f'<div class="rw-board"><div class="rw-header"><b>{html.escape(board_header(updates))}</b></div>'
+            f'<div class="rw-list"{grid}>' + "".join(card_html(u, show_video, result) for u in updates) + "</div></div>")
+
+
+def is_compact(updates: list[WatchUpdate]) -> bool:
+    """True for a finished board with two videos or more: it is shown as a grid."""
+    videos = sum(1 for u in updates if u.outcome is Outcome.SUCCEEDED and u.snapshot is not None and u.snapshot.result_url)
+    return videos >= 2 and all(u.done for u in updates)
+
+
+# How each ending is counted in a board's header, in this order.
+_ENDED = ((Outcome.FAILED, "failed"), (Outcome.CANCELLED, "cancelled"), (Outcome.TIMED_OUT, "timed out"),
+          (Outcome.GAVE_UP, "gave up"), (Outcome.NOT_FOUND, "not found"), (Outcome.ERROR, "error"),
+          (Outcome.STOPPED, "stopped"))
 
 
 def board_header(updates: list[WatchUpdate]) -> str:
-    """``3/5 done, 1 failed`` for a board of watches."""
+    """``3/5 done, 1 failed, 1 stopped`` for a board of watches: each ending said apart."""
     done = sum(1 for u in updates if u.done)
-    bad = sum(1 for u in updates if u.done and u.outcome is not Outcome.SUCCEEDED)
-    text = f"{done}/{len(updates)} done"
-    return text + (f", {bad} failed" if bad else "")
+    counts = [(sum(1 for u in updates if u.outcome is outcome), words) for outcome, words in _ENDED]
+    return ", ".join([f"{done}/{len(updates)} done"] + [f"{n} {words}" for n, words in counts if n])

@@ -76,7 +76,7 @@ class TerminalBoard:
         # What counts as a change for non-TTY output: not the ticking clock.
         snap = update.snapshot
         status = snap.status if snap else ""
-        percent = snap.percent if snap else None
+        percent = update.percent
         return f"{update.outcome.value}|{status}|{percent}|{update.note.split(':')[0]}"
 
     def _redraw(self) -> None:
@@ -92,10 +92,10 @@ class TerminalBoard:
     def _line(self, update: WatchUpdate) -> str:
         snap = update.snapshot
         full, empty, ok, bad = self._glyphs
-        fraction = snap.progress if snap and snap.progress is not None else 0.0
+        fraction = update.progress if update.progress is not None else 0.0
         filled = int(round(fraction * _BAR))
         bar = full * filled + empty * (_BAR - filled)
-        percent = f"{snap.percent:3d}%" if snap and snap.percent is not None else "  -%"
+        percent = f"{update.percent:3d}%" if update.percent is not None else "  -%"
         head = f"{short_id(update.task_id)} [{bar}] {percent}"
         if update.outcome is Outcome.SUCCEEDED:
             where = f" saved to {update.saved_path}" if update.saved_path else ""

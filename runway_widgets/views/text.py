@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from ..updates import Outcome, WatchUpdate
+from ..updates import Outcome, WatchUpdate, short_id
 
 __all__ = ["short_id", "format_duration", "status_phrase", "summary_line"]
-
-
-def short_id(task_id: str) -> str:
-    """The first 8 characters of a long id (enough to tell tasks apart on screen)."""
-    return task_id if len(task_id) <= 12 else task_id[:8] + "…"
 
 
 def format_duration(seconds: float) -> str:

@@ -14,12 +14,13 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..watch import Outcome, Watch, WatchUpdate
-from .card import board_header, color_for, status_html, title_html, video_html
+from .card import GRID_CELL, board_header, color_for, is_compact, status_html, title_html, video_html
 
 __all__ = ["TaskCard", "TaskBoard", "require_ipywidgets"]
 
 _HEADER_INTERVAL = 0.3  # s between board header updates
-_BAR_STYLES = {"running": "info", "succeeded": "success", "failed": "danger", "cancelled": "warning", "stopped": ""}
+_BAR_STYLES = {"running": "info", "succeeded": "success", "failed": "danger", "cancelled": "warning",
+               "timed_out": "warning", "stopped": ""}
 
 
 def require_ipywidgets() -> Any:
@@ -91,13 +92,12 @@ class TaskCard:
     def render(self, update: WatchUpdate) -> None:
         """Show ``update``; safe to call from any thread (it only assigns traits)."""
         self.last = update
-        snap = update.snapshot
         # Unchanged values send nothing, and hold_sync folds the bar's changes into one
         # message: a progress step costs one message, a status change one more.
         with self.bar.hold_sync():
-            if snap is not None and snap.progress is not None:
-                self.bar.value = snap.progress
-                self.bar.description = f"{snap.percent}%"
+            if update.progress is not None:
+                self.bar.value = update.progress
+                self.bar.description = f"{update.percent}%"
             self.bar.bar_style = _BAR_STYLES[color_for(update.outcome)]
         self.body.value = self._body_html(update)
         if update.done:
@@ -121,7 +121,10 @@ class TaskBoard:
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
         self.stop_all.on_click(self._stop_all)
         top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
-        self.root = widgets.VBox([top] + [card.root for card in self.cards.values()], _dom_classes=["runway-board"])
+        # The cards sit in a box of their own: a finished board of videos turns it into a grid.
+        self.grid = widgets.Box([card.root for card in self.cards.values()], _dom_classes=["runway-cards"],
+                                layout=widgets.Layout(display="flex", flex_flow="column"))
+        self.root = widgets.VBox([top, self.grid], _dom_classes=["runway-board"])
         self._lock = threading.Lock()
         self._header_at = float("-inf")
 
@@ -146,5 +149,10 @@ class TaskBoard:
                 self.header.value = f"{self._css}<b>{board_header(updates)}</b>"
             if finished and self.stop_all.layout.display != "none":
                 self.stop_all.layout.display = "none"
+            if finished and is_compact(updates) and self.grid.layout.display != "grid":
+                with self.grid.layout.hold_sync():  # one message
+                    self.grid.layout.grid_template_columns = f"repeat(auto-fill, minmax({GRID_CELL}px, 1fr))"
+                    self.grid.layout.grid_gap = "0 12px"
+                    self.grid.layout.display = "grid"
 
     __call__ = render
