@@ -11,11 +11,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import partials
 from .client import Client
-from .config import Secret, default_save, resolve_base_url, resolve_key, validate_save, validate_task_id
+from .config import DEFAULT_SAVE_DIR, Secret, default_save, resolve_base_url, resolve_key, validate_save, validate_task_id
 from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
 from .expiry import is_expired
@@ -33,6 +33,7 @@ __all__ = [
     "recent_watches",
     "stop_all",
     "wait_all",
+    "wait_each",
     "refresh_result",
     "create_text_to_video",
     "create_image_to_video",
@@ -47,7 +48,6 @@ _clients: dict[tuple[str, int, str], Client] = {}
 _live: dict[tuple[str, int, str], Watch] = {}
 _recent: OrderedDict[int, Watch] = OrderedDict()  # every watch, newest last, bounded
 _RECENT_MAX = 500
-DEFAULT_SAVE_DIR = "runway_videos/"
 _downloads: WorkerPool | None = None
 
 
@@ -71,11 +71,11 @@ def watch(
     api_key: str | Secret | None = None,
     base_url: str | None = None,
     client: Client | None = None,
-    timeout: float = 1800.0,
+    timeout: float = WatchSettings.timeout,
     interval: float | None = None,
     pacing: PacingConfig | None = None,
-    not_found_grace: float = 30.0,
-    give_up_after: float = 120.0,
+    not_found_grace: float = WatchSettings.not_found_grace,
+    give_up_after: float = WatchSettings.give_up_after,
     save: str | os.PathLike[str] | bool | None = None,
     on_update: Callable[[WatchUpdate], Any] | None = None,
     scheduler: Scheduler | None = None,
@@ -275,15 +275,28 @@ def recent_watches() -> list[Watch]:
         return list(_recent.values())
 
 
+def wait_each(watches: Sequence[Watch], timeout: float | None = None,
+              interrupted: str = "Interrupted: stopped watching.") -> None:
+    """Wait until each watch has ended (at most ``timeout`` seconds each); how each ended is on
+    its handle, so this never raises for it.  Ctrl-C stops them all and re-raises, for the
+    caller to say it its own way (the CLI's line, the magic's sentence)."""
+    try:
+        for handle in watches:
+            try:
+                handle.wait(timeout)
+            except (RunwayWidgetsError, TimeoutError):
+                pass  # the card, the board and the handle say why
+    except KeyboardInterrupt:
+        for handle in watches:
+            handle.stop(interrupted)
+        raise
+
+
 def wait_all(timeout: float | None = None) -> list[Watch]:
     """Wait until every live watch has ended (at most ``timeout`` seconds each); never raises
     for a watch that failed.  End a notebook with it so a headless run records final states."""
     watches = live_watches()
-    for handle in watches:
-        try:
-            handle.wait(timeout)
-        except (RunwayWidgetsError, TimeoutError):
-            pass  # the card and the handle say why
+    wait_each(watches, timeout)
     return watches
 
 

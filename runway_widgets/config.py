@@ -26,6 +26,7 @@ __all__ = [
     "check_key_transport",
     "missing_key_help",
     "SAVE_ENV",
+    "DEFAULT_SAVE_DIR",
     "configure",
     "default_save",
     "validate_save",
@@ -35,6 +36,7 @@ DEFAULT_BASE_URL = "https://api.cometapi.com"
 KEY_ENV = "COMETAPI_KEY"
 BASE_URL_ENV = "COMETAPI_BASE_URL"
 SAVE_ENV = "RUNWAY_WIDGETS_SAVE"
+DEFAULT_SAVE_DIR = "runway_videos/"  # save=True, and a bare --save
 _DEMO_HINTS = {"python": "", "cli": ", or try the built-in simulator with --demo",
                "magic": ", or try the built-in simulator with %runway_watch --demo"}
 

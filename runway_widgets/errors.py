@@ -33,6 +33,7 @@ __all__ = [
     "EXIT_TIMEOUT",
     "EXIT_NOT_FOUND",
     "EXIT_GAVE_UP",
+    "EXIT_DESCRIPTIONS",
 ]
 
 # Exit codes of the ``runway-watch`` CLI (documented in the README).
@@ -43,6 +44,16 @@ EXIT_AUTH = 3
 EXIT_TIMEOUT = 4
 EXIT_NOT_FOUND = 5
 EXIT_GAVE_UP = 6
+#: What each code means, in words: the CLI's help and module docstring are made from this.
+EXIT_DESCRIPTIONS = {
+    EXIT_OK: "all succeeded",
+    EXIT_TASK_FAILED: "a task failed or was cancelled",
+    EXIT_USAGE: "usage or configuration error",
+    EXIT_AUTH: "authentication error",
+    EXIT_TIMEOUT: "timed out",
+    EXIT_NOT_FOUND: "task not found",
+    EXIT_GAVE_UP: "gave up after repeated transport/server errors, or the video could not be saved",
+}
 
 
 class RunwayWidgetsError(Exception):

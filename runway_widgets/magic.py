@@ -19,6 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from . import api
 from .config import KEY_ENV, default_save, missing_key_help, resolve_key, validate_task_id
 from .errors import RunwayWidgetsError
+from .options import WATCH_OPTIONS, check_combination, magic_options, usage_sentence, watch_settings
 from .cellcontext import track_cell_context, untrack_cell_context
 from .notebook import NotebookView, WatchList, colab_secret, display_watch, in_colab, in_kernel
 from .scheduler import shutdown_scheduler
@@ -28,16 +29,6 @@ from .views.widget import require_ipywidgets
 from .watch import Watch
 
 __all__ = ["RunwayMagics", "load_ipython_extension", "unload_ipython_extension"]
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
-
-
-_positive.__name__ = "positive seconds"  # argparse says "invalid positive seconds value: '-3'"
 
 
 class WatchInterrupted(KeyboardInterrupt):
@@ -62,29 +53,11 @@ class RunwayMagics(Magics):
     """Watch Runway video tasks (CometAPI) from a notebook."""
 
     @magic_arguments()
-    @argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids returned by a create call")
-    @argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS",
-              help="stop watching a task that has not finished after this long (default 1800)")
-    @argument("--interval", type=_positive, default=None, metavar="SECONDS",
-              help="poll on a fixed interval instead of adaptively")
-    @argument("--save", nargs="?", const="runway_videos/", metavar="PATH_OR_DIR",
-              help="download each finished video to this file or folder (alone: runway_videos/; "
-                   "default: rw.configure(save=...) or $RUNWAY_WIDGETS_SAVE)")
-    @argument("--no-save", action="store_true", help="do not save, even if a default save folder is set")
+    @magic_options(WATCH_OPTIONS)
     @argument("--wait", action="store_true", help="block the cell until done (the card keeps moving); for Run All")
     @argument("--foreground", action="store_true", help="same as --wait (the default in Colab and terminal IPython)")
     @argument("--background", action="store_true", help="return at once and update the card in the background (the default in Jupyter)")
-    @argument("--base-url", metavar="URL", help="API base URL (default: $COMETAPI_BASE_URL or https://api.cometapi.com)")
     @argument("--no-video", action="store_true", help="show a link instead of an inline video")
-    @argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
-    @argument("--demo", nargs="?", type=int, const=1, default=None, metavar="N",
-              help="start the built-in simulator, create N demo tasks (default 1) and watch them; no key needed")
-    @argument("--demo-fail", action="store_true", help="with --demo: make the last demo task fail")
-    @argument("--resume", action="store_true",
-              help="watch again every unfinished task of the gateway in the task journal (after a kernel "
-                   "restart or a killed CLI); each saves where its first watch was asked to")
-    @argument("--include-live", action="store_true",
-              help="with --resume: also tasks another live kernel or CLI is still watching")
     @line_magic
     def runway_watch(self, line: str) -> Any:
         """Watch one or more Runway tasks: a live card, then the video inline.
@@ -104,15 +77,10 @@ class RunwayMagics(Magics):
         args = self._parse(self.runway_watch, line)
         if args.wait and args.background or args.foreground and args.background:
             raise UsageError("Choose one of --wait/--foreground and --background.")
-        if args.demo_fail and args.demo is None:
-            raise UsageError("--demo-fail only goes with --demo.")
-        if args.include_live and not args.resume:
-            raise UsageError("--include-live only goes with --resume.")
         try:
+            check_combination(args)
             if in_kernel(self.shell):
                 require_ipywidgets()  # before any task is created or watched
-            if args.no_save and args.save is not None:
-                raise UsageError("Choose one of --save and --no-save.")
             save = False if args.no_save else args.save
             if args.resume:
                 watches = self._resume(args, save)
@@ -124,8 +92,7 @@ class RunwayMagics(Magics):
                     from .demo import demo_save_dir
 
                     save = demo_save_dir()  # the card then embeds the small file
-                watches = [api.watch(t, client=client, timeout=args.timeout, interval=args.interval, save=save)
-                           for t in task_ids]
+                watches = [api.watch(t, client=client, save=save, **watch_settings(args)) for t in task_ids]
         except RunwayWidgetsError as exc:
             raise UsageError(str(exc)) from None
         return self._present(watches, args)
@@ -135,8 +102,6 @@ class RunwayMagics(Magics):
         from .journal import journal_path
         from .resuming import resumable, resume_records
 
-        if args.task_ids or args.demo is not None:
-            raise UsageError("--resume takes its tasks from the journal; do not pass task ids or --demo with it.")
         records, skipped = resumable(args.base_url, include_live=args.include_live)
         for record, why in skipped:
             print(f"Skipped {record.task_id}: {why}.")
@@ -149,22 +114,18 @@ class RunwayMagics(Magics):
             key = resolve_key(secret) if secret else None
             if key is None:
                 raise UsageError(missing_key_help("magic"))
-        return resume_records(records, api_key=key, save=save, timeout=args.timeout, interval=args.interval)
+        return resume_records(records, api_key=key, save=save, **watch_settings(args))
 
     def _parse(self, func: Any, line: str) -> Any:
         try:
             return parse_argstring(func, line)
-        except UsageError:
-            raise
+        except UsageError as exc:  # argparse's complaint, as one sentence naming the option
+            raise UsageError(usage_sentence(str(exc), f"%{func.__name__}?").replace(" --help", "")) from None
         except SystemExit:  # argparse's own exit on a bad value
             raise UsageError(f"Bad arguments: {line!r}; see %{func.__name__}?") from None
 
     def _client_and_ids(self, args: Any) -> tuple[Any, list[str]]:
         if args.demo is not None:
-            if args.task_ids:
-                raise UsageError("--demo creates its own tasks; do not pass task ids with it.")
-            if not 1 <= args.demo <= 20:
-                raise UsageError("--demo takes a number of tasks from 1 to 20.")
             from .demo import create_demo_tasks
 
             return create_demo_tasks(args.demo, fail=args.demo_fail)
@@ -208,11 +169,8 @@ class RunwayMagics(Magics):
             for handle in watches:
                 handle.on_update(board)
             try:
-                for handle in watches:
-                    _wait_quietly(handle)
+                api.wait_each(watches)
             except KeyboardInterrupt:
-                for handle in watches:
-                    handle.stop("Interrupted: stopped watching.")
                 raise _interrupted(watches) from None
         return watches[0] if len(watches) == 1 else WatchList(watches)
 
@@ -324,13 +282,6 @@ def _is_bare_statement(shell: Any) -> bool:
              and node.args[0].value == "runway_watch"]
     bare = [node.value for node in ast.walk(tree) if isinstance(node, ast.Expr)]
     return bool(calls) and all(any(call is b for b in bare) for call in calls)
-
-
-def _wait_quietly(handle: Watch) -> None:
-    try:
-        handle.wait()
-    except RunwayWidgetsError:
-        pass  # the board already shows why
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -71,9 +71,12 @@ def test_several_ids_give_a_list_of_handles(shell: InteractiveShell, sim: Simula
     "line, words",
     [
         ("", "at least one TASK_ID"),
-        ("--bogus x", "unrecognized arguments"),
-        ("abc --timeout -3", "invalid positive seconds value"),
-        ("abc --timeout soon", "invalid positive seconds value"),
+        ("--bogus x", "Unrecognized option --bogus"),
+        ("abc --timeout -3", "--timeout takes a positive number of seconds, not '-3'"),
+        ("abc --timeout soon", "--timeout takes a positive number of seconds, not 'soon'"),
+        ("abc --give-up-after nan", "--give-up-after takes a number of seconds, 0 or more, not 'nan'"),
+        ("--include-live abc", "only goes with --resume"),
+        ("abc --save x/ --no-save", "Choose one of --save and --no-save"),
         ("abc --wait --background", "Choose one"),
         ("--demo-fail abc", "only goes with --demo"),
         ("--demo 3 abc", "do not pass task ids"),
@@ -216,7 +219,7 @@ def test_help_has_no_stray_docstring_marker_and_names_the_other_magics(shell: In
     shell.run_cell("%runway_watch?")
     shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
     assert "Docstring:" in shown and "::" not in shown, shown[:300]
-    assert shown.split("Docstring:", 1)[1].lstrip().startswith("%runway_watch [--timeout")
+    assert shown.split("Docstring:", 1)[1].lstrip().startswith("%runway_watch [--base-url URL] [--timeout")
     assert "%runway_stop" in shown and "%runway_tasks" in shown
 
 
