@@ -1,4 +1,4 @@
-"""IPython magics: ``%runway_watch``, ``%runway_stop``, ``%runway_tasks``.
+"""IPython magics: ``%runway_watch``, ``%runway_stop``, ``%runway_tasks`` (``%runway_generate``: generate_magic.py).
 
 A thin adapter over :func:`runway_widgets.watch`: it parses arguments, reads the key on
 the main thread (environment, then Colab secrets), creates and displays the card, and
@@ -300,7 +300,10 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (idempotent: loading twice registers them once)."""
     from .notebook import track_cell_context
 
+    from .generate_magic import GenerateMagics
+
     ipython.register_magics(RunwayMagics)
+    ipython.register_magics(GenerateMagics)
     track_cell_context(ipython)
 
 

@@ -31,6 +31,7 @@ import weakref
 from typing import Any, Callable
 
 from .views.card import board_html, card_html, video_html
+from .views.gallery import Caption, caption_html
 from .views.text import summary_line
 from .views.widget import TaskBoard, TaskCard
 from .watch import Outcome, Watch, WatchUpdate
@@ -141,15 +142,13 @@ class NotebookView:
     needs no widget model anywhere it is opened.
     """
 
-    def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False) -> None:
+    def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False,
+                 captions: dict[str, Caption | None] | None = None) -> None:
         self.display_key = uuid.uuid4().hex
-        self.widget: TaskCard | TaskBoard = (
-            TaskCard(task_ids[0], show_video, self._result_html, foreground, css=self._hide_record_css())
-            if len(task_ids) == 1
-            else TaskBoard(task_ids, show_video, self._result_html, foreground, css=self._hide_record_css())
-        )
-        self.task_ids = task_ids
+        self.captions = dict(captions or {})  # task id -> how it was made (prompt, parameters, input image)
         self.show_video = show_video
+        self.widget: Any = self._make_widget(task_ids, show_video, foreground)
+        self.task_ids = task_ids
         self.foreground = foreground
         self._updates: dict[str, WatchUpdate] = {t: WatchUpdate(t, Outcome.WATCHING, None, 0.0, 0) for t in task_ids}
         self._lock = threading.Lock()
@@ -163,6 +162,17 @@ class NotebookView:
         if self._fix_context and _cell_context is None:
             _remember_cell_context()  # we are on the main thread, inside the cell
         self.watches: list[Watch] = []
+
+    def _make_widget(self, task_ids: list[str], show_video: bool, foreground: bool) -> Any:
+        """The live widget: a card for one task, a board for several (a gallery overrides this)."""
+        if len(task_ids) == 1:
+            return TaskCard(task_ids[0], show_video, self._result_html, foreground, css=self._hide_record_css(),
+                            caption=caption_html(self.captions.get(task_ids[0])))
+        return TaskBoard(task_ids, show_video, self._result_html, foreground, css=self._hide_record_css())
+
+    def _static(self, updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
+        """The static form of this view for ``updates`` (a gallery overrides this)."""
+        return static_bundle(updates, result, self.captions)
 
     @property
     def record_class(self) -> str:
@@ -186,7 +196,7 @@ class NotebookView:
     def final_bundle(self) -> dict[str, Any]:
         """The static card (or board) and its text summary: needs no widget model."""
         updates = self._current()
-        return static_bundle(updates, self._result_html)
+        return self._static(updates, self._result_html)
 
     def live_bundle(self) -> dict[str, Any]:
         """The widget view, with a plain-text stand-in for front ends without widgets."""
@@ -210,7 +220,7 @@ class NotebookView:
                f":has(> .jp-OutputArea-output.jupyter-widgets){{display:none}}</style>")
         note = ('<div class="rw-saved-note" style="font-size:12px;color:#555">Saved while the watch was running; '
                 "the watch stopped with its kernel. <code>%runway_watch --resume</code> picks it up.</div>")
-        inner = static_bundle(updates, lambda u: "")["text/html"]
+        inner = self._static(updates, lambda u: "")["text/html"]
         return {
             "text/html": f'<div class="rw-record {cls}">{css}{inner}{note}</div>',
             "text/plain": "\n".join(summary_line(u) for u in updates)
@@ -245,7 +255,7 @@ class NotebookView:
         self.watches.append(watch)
         _views[watch] = self
         if isinstance(self.widget, TaskCard):
-            self.widget.attach(watch)
+            self.widget.attach(watch)  # a board or a gallery has a card per task
         else:
             self.widget.cards[watch.task_id].attach(watch)
         watch.on_update(self._receive)
@@ -334,9 +344,13 @@ class NotebookView:
             update_display({}, raw=True, display_id=record, metadata=_META_RECORD)
 
 
-def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
+def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str],
+                  captions: dict[str, Caption | None] | None = None) -> dict[str, Any]:
     """The static card (one update) or board (several) and its ``text/plain`` summary."""
-    page = card_html(updates[0], result=result) if len(updates) == 1 else board_html(updates, result=result)
+    if len(updates) == 1:
+        page = card_html(updates[0], result=result, caption=caption_html((captions or {}).get(updates[0].task_id)))
+    else:
+        page = board_html(updates, result=result)
     return {"text/html": page, "text/plain": "\n".join(summary_line(u) for u in updates)}
 
 
