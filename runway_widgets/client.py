@@ -25,7 +25,7 @@ from .config import (
     resolve_key,
     validate_task_id,
 )
-from .errors import ConfigError, ProtocolError, TransportError
+from .errors import AuthenticationError, ConfigError, ProtocolError, TransportError
 from .providers import RUNWAY, get_provider
 from .recorder import record_created
 from .responses import Answer, interpret_create, interpret_task
@@ -225,6 +225,12 @@ class Client:
             raise TransportError(f"The connection to {host} broke mid-answer ({_reason(exc)}).") from None
         return bytes(body)
 
+    def _name_key(self, exc: AuthenticationError) -> AuthenticationError:
+        """The error, naming the variable this provider's key comes from."""
+        if self.provider == RUNWAY.name:
+            exc.message = exc.message.replace("COMETAPI_KEY", RUNWAY.key_env)
+        return exc
+
     # -- polling ----------------------------------------------------------------------------
 
     def fetch(self, task_id: str) -> TaskSnapshot:
@@ -234,7 +240,10 @@ class Client:
             answer = self._request("GET", f"{self.official_prefix}tasks/{quote(task_id, safe='')}")
         else:
             answer = self._request("POST", "/runway/feed", {"task_id": task_id})
-        return interpret_task(answer, task_id, self._wall_clock())
+        try:
+            return interpret_task(answer, task_id, self._wall_clock())
+        except AuthenticationError as exc:
+            raise self._name_key(exc) from None
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -265,7 +274,10 @@ class Client:
             raise ConfigError(f"Unknown create route {route!r}.")
         path = self.official_prefix + route
         clean = {k: v for k, v in body.items() if v is not None}
-        task_id = interpret_create(self._request("POST", path, clean), self._wall_clock())
+        try:
+            task_id = interpret_create(self._request("POST", path, clean), self._wall_clock())
+        except AuthenticationError as exc:
+            raise self._name_key(exc) from None
         record_created(self, path, clean, task_id)  # in the journal before anyone polls it
         return task_id
 
