@@ -30,6 +30,9 @@ from .watch import Outcome, Watch
 __all__ = ["main", "build_parser"]
 
 EPILOG = """\
+To create tasks from prompts and watch them:  runway-watch generate "a paper boat" --image boat.png
+(see runway-watch generate --help).
+
 The API key is read from the COMETAPI_KEY environment variable (never from the command
 line, where it would land in shell history and process lists).  No key?  Try --demo.
 
@@ -113,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:  # ``runway-watch generate PROMPT ...`` (cli_generate.py)
+        from .cli_generate import main as generate_main
+
+        return generate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose:

@@ -182,7 +182,7 @@ def check_count(count: int, confirm: bool) -> None:
     """The cost guard: more than :data:`CONFIRM_ABOVE` tasks at once need ``confirm``."""
     if count > CONFIRM_ABOVE and not confirm:
         raise ConfigError(f"This would create {count} tasks, and each one costs credits; "
-                          f"pass confirm=True (--yes) to create them.")
+                          f"pass --yes (confirm=True in Python) to create them.")
 
 
 def generate(prompt: str | Sequence[str] = "", *, image: Any = None, video: str | None = None,

@@ -96,7 +96,7 @@ def test_several_prompts_and_seeds_make_their_product(sim: Simulator) -> None:
 
 
 def test_the_cost_guard_names_the_count_and_sends_nothing(sim: Simulator) -> None:
-    with pytest.raises(rw.ConfigError, match="would create 6 tasks.*confirm=True"):
+    with pytest.raises(rw.ConfigError, match=r"would create 6 tasks.*--yes \(confirm=True"):
         gen(sim, ["a", "b", "c"], image=IMAGE_URL, seed=[1, 2])
     assert api_requests(sim) == []
     handles = gen(sim, ["a", "b", "c"], image=IMAGE_URL, seed=[1, 2], confirm=True)
