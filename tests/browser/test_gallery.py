@@ -190,3 +190,39 @@ def test_gallery_in_voila(voila: str, browser_session: Any) -> None:
         assert all("@fortawesome/fontawesome-free" in url for url in refused), refused
     finally:
         context.close()
+
+
+GRID_JS = """
+const live = node.querySelector('.runway-gallery-grid');
+const done = node.querySelector('.rw-gallery .rw-grid');
+const grid = live || done;
+if (!grid) return null;
+const cells = [...grid.children].filter(c => c.getClientRects().length);
+const rects = cells.map(c => c.getBoundingClientRect());
+return {
+  live: !!live, n: cells.length,
+  tops: rects.map(r => Math.round(r.top)), lefts: rects.map(r => Math.round(r.left)),
+  prompts: cells.map(c => (c.querySelector('.rw-prompt') || {}).innerText || '').sort(),
+  videos: cells.filter(c => c.querySelector('video')).length,
+  errorShown: node.innerText.includes('Error displaying widget'),
+};
+"""
+
+
+@pytest.mark.parametrize("flavour", ["lab", "notebook"])
+def test_live_gallery_in_jupyter(flavour: str, open_notebook: Any) -> None:
+    """While the tasks run: a widget grid, two captioned cards per row; at the end the static gallery."""
+    import uuid
+
+    nb = open_notebook(flavour, name=f"gallery-{uuid.uuid4().hex[:6]}.ipynb")
+    nb.run_code("%load_ext runway_widgets")
+    nb.run_code('%runway_generate "a paper boat on a pond" "a glass boat on a pond" --seed 1 2 --demo', label="gen")
+    live = nb.wait_in_cell("gen", GRID_JS.replace("return {", "const s = {").rstrip() + "\nreturn s.live && s.n === 4 ? s : null;",
+                           timeout=30, what="the live gallery with 4 cards")
+    assert live["tops"][0] == live["tops"][1] and live["lefts"][1] > live["lefts"][0], live
+    assert live["prompts"] == [f"“{p}”" for p in PROMPTS] and not live["errorShown"], live
+    final = nb.wait_in_cell("gen", GRID_JS.replace("return {", "const s = {").rstrip()
+                            + "\nreturn !s.live && s.videos === 4 ? s : null;",
+                            timeout=90, what="the static gallery with 4 videos")
+    assert final["n"] == 4 and final["tops"][0] == final["tops"][1] and final["tops"][2] > final["tops"][0], final
+    assert final["prompts"] == live["prompts"] and not final["errorShown"], final
