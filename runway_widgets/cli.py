@@ -21,6 +21,7 @@ from .client import Client
 from .config import resolve_base_url, validate_task_id
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
 from .journal import journal_path
+from .providers import choose_provider
 from .recorder import set_origin
 from .records import TaskRecord
 from .resuming import resumable, resume_records
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-save", action="store_true", help="do not save, even if $RUNWAY_WIDGETS_SAVE is set")
     parser.add_argument("--json", action="store_true", help="print one JSON line per task with its final state")
     parser.add_argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
+    parser.add_argument("--provider", choices=("cometapi", "runway"),
+                        help="CometAPI (COMETAPI_KEY) or Runway's own API (RUNWAYML_API_SECRET, GET /v1/tasks/{id}); "
+                             "default: Runway when only RUNWAYML_API_SECRET is set")
     parser.add_argument("--demo", action="store_true", help="start the built-in simulator, create a task on it and watch it (no key needed)")
     parser.add_argument("--resume", action="store_true",
                         help="watch again every unfinished task of the gateway in the task journal "
@@ -146,7 +150,9 @@ def _main(argv: Sequence[str] | None) -> int:
                 if not args.task_ids:
                     raise ConfigError("Give at least one TASK_ID (or --demo to try the simulator).")
                 task_ids = [validate_task_id(t) for t in args.task_ids]
-                client = Client(base_url=args.base_url, feed="official" if args.official else "runway")
+                provider = choose_provider(args.provider, base_url=args.base_url)
+                client = Client(base_url=args.base_url, feed="official" if args.official else "runway",
+                                provider=provider.name)
                 stack.callback(client.close)
             task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task
             show = not args.json or progress_stream.isatty()

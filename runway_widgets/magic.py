@@ -19,6 +19,7 @@ from . import api
 from .config import KEY_ENV, MISSING_KEY_HELP, default_save, resolve_key
 from .errors import RunwayWidgetsError
 from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
+from .providers import choose_provider
 from .scheduler import shutdown_scheduler
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
@@ -58,6 +59,8 @@ class RunwayMagics(Magics):
     @argument("--base-url", metavar="URL", help="API base URL (default: $COMETAPI_BASE_URL or https://api.cometapi.com)")
     @argument("--no-video", action="store_true", help="show a link instead of an inline video")
     @argument("--official", action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")
+    @argument("--provider", choices=("cometapi", "runway"),
+              help="CometAPI (COMETAPI_KEY) or Runway's own API (RUNWAYML_API_SECRET); default: Runway when only its key is set")
     @argument("--demo", nargs="?", type=int, const=1, default=None, metavar="N",
               help="start the built-in simulator, create N demo tasks (default 1) and watch them; no key needed")
     @argument("--demo-fail", action="store_true", help="with --demo: make the last demo task fail")
@@ -149,13 +152,14 @@ class RunwayMagics(Magics):
             return create_demo_tasks(args.demo, fail=args.demo_fail)
         if not args.task_ids:
             raise UsageError("Give at least one TASK_ID (or try --demo for a simulated task).")
-        key = resolve_key()
+        provider = choose_provider(args.provider, base_url=args.base_url)
+        key = resolve_key(None, provider.key_env)
         if key is None:
-            secret = colab_secret(KEY_ENV)  # on the main thread, as Colab requires
+            secret = colab_secret(provider.key_env)  # on the main thread, as Colab requires
             key = resolve_key(secret) if secret else None
         if key is None:
-            raise UsageError(MISSING_KEY_HELP)
-        client = api.get_client(key, args.base_url, feed="official" if args.official else "runway")
+            raise UsageError(provider.missing_key_help)
+        client = api.get_client(key, args.base_url, feed="official" if args.official else "runway", provider=provider.name)
         return client, list(dict.fromkeys(args.task_ids))
 
     def _present(self, watches: list[Watch], args: Any) -> Any:

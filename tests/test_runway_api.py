@@ -162,3 +162,19 @@ def test_the_runway_key_never_shows(two_keys: Simulator, monkeypatch: pytest.Mon
     finally:
         rw.stop_all()
         sim.stop()
+
+
+def test_watch_magic_and_cli_poll_runways_api(shell: Any, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_cli import run
+
+    monkeypatch.setenv("RUNWAYML_API_SECRET", RUNWAY_KEY)
+    first = call(sim, "POST", "/v1/image_to_video", BODY, key=RUNWAY_KEY)[1]["id"]
+    handle = shell.run_line_magic("runway_watch", f"{first} --provider runway --base-url {sim.base_url}")
+    assert handle.client.provider == "runway" and handle.outcome is rw.Outcome.SUCCEEDED
+    assert f"/v1/tasks/{first}" in {r.path for r in sim.requests}
+    second = call(sim, "POST", "/v1/image_to_video", BODY, key=RUNWAY_KEY)[1]["id"]
+    result = run([second, "--provider", "runway", "--base-url", sim.base_url, "--json"], key=None)
+    assert result.code == 0 and json.loads(result.out)["status"] == "SUCCEEDED", result.err
+    monkeypatch.delenv("RUNWAYML_API_SECRET")
+    result = run([second, "--provider", "runway", "--base-url", sim.base_url], key=None)
+    assert result.code == 2 and "RUNWAYML_API_SECRET" in result.err
