@@ -104,3 +104,17 @@ def test_gallery_of_journal_records_is_static_html() -> None:
         rw.gallery(["t-1"])
     with pytest.raises(rw.ConfigError, match="at least one"):
         rw.gallery([])
+
+
+def test_gallery_of_generated_watches(shell: InteractiveShell, sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    handles = rw.generate(["a <boat>", "a ship"], image=IMAGE_URL, seed=5)
+    rw.wait_all(10)
+    gallery = rw.gallery(handles)
+    page = gallery.html()
+    assert page.count('class="rw-cell"') == 2 and page.count("<video") == 2 and "<b>2/2 done</b>" in page
+    assert "“a &lt;boat&gt;”" in page and "seed 5" in page and f'src="{IMAGE_URL}"' in page  # the input thumbnail
+    shell.user_ns["g"] = gallery
+    capsys.readouterr()
+    shell.run_cell("g")  # no widget front end here: its text stands in
+    out = capsys.readouterr().out
+    assert all(h.task_id in out for h in handles) and out.count("SUCCESS") == 2
