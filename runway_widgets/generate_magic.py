@@ -140,7 +140,10 @@ class GenerateMagics(Magics):
                     handle.wait()
                 except RunwayWidgetsError:
                     pass  # the board shows why
-            return result
+            from .magic import _is_bare_statement
+
+            # Terminal IPython prints "Out[n]:" for any result: a bare line leaves only the board.
+            return None if _is_bare_statement(self.shell, "runway_generate") else result
         captions = {w.task_id: caption_for(w) for w in watches}
         kind = NotebookView if len(watches) == 1 else GalleryView
         view = kind([w.task_id for w in watches], show_video=not args.no_video, foreground=foreground, captions=captions)

@@ -272,7 +272,7 @@ def _history_of(args: Any) -> None:
     display(history_bundle(records), raw=True)
 
 
-def _is_bare_statement(shell: Any) -> bool:
+def _is_bare_statement(shell: Any, magic: str = "runway_watch") -> bool:
     """True when the running cell calls ``%runway_watch`` only as a bare statement.
 
     IPython has transformed the cell into ``get_ipython().run_line_magic(...)`` calls and
@@ -288,7 +288,7 @@ def _is_bare_statement(shell: Any) -> bool:
         return False
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
              and node.func.attr == "run_line_magic" and node.args and isinstance(node.args[0], ast.Constant)
-             and node.args[0].value == "runway_watch"]
+             and node.args[0].value == magic]
     bare = [node.value for node in ast.walk(tree) if isinstance(node, ast.Expr)]
     return bool(calls) and all(any(call is b for b in bare) for call in calls)
 

@@ -118,3 +118,10 @@ def test_gallery_of_generated_watches(shell: InteractiveShell, sim: Simulator, c
     shell.run_cell("g")  # no widget front end here: its text stands in
     out = capsys.readouterr().out
     assert all(h.task_id in out for h in handles) and out.count("SUCCESS") == 2
+
+
+def test_a_bare_generate_line_prints_no_out_noise(shell: InteractiveShell, sim: Simulator,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_cell(f'%runway_generate "a paper boat" --image {IMAGE_URL}', store_history=True)
+    out = capsys.readouterr().out
+    assert "Out[" not in out and "<Watch" not in out and "SUCCESS" in out
