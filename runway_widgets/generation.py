@@ -32,7 +32,8 @@ from .models import (IMAGE_MODELS, PRO_MODELS, PROMPT_MAX, TEXT_MODELS, check_du
                      check_pro_ratio, check_seed, runway_ratio)
 from .watch import Watch
 
-__all__ = ["generate", "plan_requests", "CreatePlan", "caption_of", "CONFIRM_ABOVE", "CALLBACK_ENV"]
+__all__ = ["generate", "plan_requests", "send", "check_count", "CreatePlan", "CreatedSome", "caption_of",
+           "CONFIRM_ABOVE", "CALLBACK_ENV", "NEEDS_CALLBACK"]
 
 log = logging.getLogger("runway_widgets")
 

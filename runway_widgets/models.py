@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .errors import ConfigError
 
 __all__ = ["ModelSpec", "IMAGE_MODELS", "TEXT_MODELS", "PRO_MODELS", "PRO_RATIOS", "SEED_MAX",
-           "PROMPT_MAX", "check_seed", "check_model", "runway_ratio", "check_pro_ratio"]
+           "PROMPT_MAX", "check_seed", "check_model", "check_duration", "runway_ratio", "check_pro_ratio"]
 
 SEED_MAX = 4_294_967_295  # Runway: 0 .. 2**32 - 1
 PROMPT_MAX = 1000  # Runway: promptText is at most 1000 characters
