@@ -31,6 +31,7 @@ from .api import (
 from .budget import RequestBudget
 from .client import Client
 from .config import configure
+from .generation import generate
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -59,6 +60,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "watch",
+    "generate",
+    "gallery",
     "Watch",
     "WatchUpdate",
     "Outcome",
@@ -102,6 +105,14 @@ __all__ = [
     "unload_ipython_extension",
     "__version__",
 ]
+
+
+def gallery(items: Any) -> Any:
+    """Watches or task records side by side: a captioned grid, live while tasks run, static HTML
+    in a saved notebook.  See :func:`runway_widgets.gallery.gallery`."""
+    from .gallery_view import gallery as build
+
+    return build(items)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -20,6 +20,7 @@ from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
 from .expiry import is_expired
 from .policy import PacingConfig
+from .providers import RUNWAY, choose_provider, task_id_of
 from .recorder import track
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
@@ -51,25 +52,35 @@ _RECENT_MAX = 500
 _downloads: WorkerPool | None = None
 
 
-def get_client(api_key: str | Secret | None = None, base_url: str | None = None, feed: str = "runway") -> Client:
-    """A shared :class:`Client` for this key and base URL (one connection pool each)."""
-    url = resolve_base_url(base_url)
-    key = resolve_key(api_key)
+def get_client(api_key: str | Secret | None = None, base_url: str | None = None, feed: str = "runway",
+               provider: str | None = None) -> Client:
+    """A shared :class:`Client` for this key and base URL (one connection pool each).
+
+    ``provider``: ``"cometapi"`` or ``"runway"`` (Runway's own API); None chooses by itself
+    (see :func:`runway_widgets.providers.choose_provider`; ``feed="runway_api"`` means Runway).
+    """
+    chosen = choose_provider(provider if provider is not None else ("runway" if feed == "runway_api" else None),
+                             api_key=api_key, base_url=base_url)
+    if chosen is RUNWAY:
+        feed = "runway_api"
+    url = resolve_base_url(base_url, chosen.base_url_env, chosen.default_base_url)
+    key = resolve_key(api_key, chosen.key_env)
     fingerprint = hash(key) if key is not None else 0
     with _lock:
         client = _clients.get((url, fingerprint, feed))
     if client is None:
-        client = Client(key, url, feed=feed)  # raises ConfigError for a missing key
+        client = Client(key, url, feed=feed, provider=chosen.name)  # raises ConfigError for a missing key
         with _lock:
             client = _clients.setdefault((url, fingerprint, feed), client)
     return client
 
 
 def watch(
-    task_id: str,
+    task_id: Any,
     *,
     api_key: str | Secret | None = None,
     base_url: str | None = None,
+    provider: str | None = None,
     client: Client | None = None,
     timeout: float = WatchSettings.timeout,
     interval: float | None = None,
@@ -85,9 +96,14 @@ def watch(
     Parameters
     ----------
     task_id:
-        The id a create call returned.
+        The id a create call returned, or a task object with an ``.id`` (what Runway's
+        Python SDK returns from ``client.image_to_video.create(...)``).
     api_key, base_url, client:
         How to reach the API (default: ``COMETAPI_KEY`` / ``COMETAPI_BASE_URL``).
+    provider:
+        ``"cometapi"`` or ``"runway"`` (Runway's own API: ``RUNWAYML_API_SECRET``,
+        ``https://api.dev.runwayml.com``).  Default: Runway when only ``RUNWAYML_API_SECRET``
+        is set, else CometAPI.
     timeout:
         Seconds before the watch gives up on a task that has not finished.
     interval:
@@ -109,7 +125,7 @@ def watch(
     watch, which says it was superseded, so one task never has two pollers.  The task is
     written to the task journal before the first poll (see :func:`runway_widgets.resume`).
     """
-    task_id = validate_task_id(task_id)
+    task_id = validate_task_id(task_id_of(task_id))
     if timeout is None or not timeout > 0:
         raise ConfigError("timeout must be a positive number of seconds.")
     if interval is not None and not interval > 0:
@@ -119,7 +135,7 @@ def watch(
     if not_found_grace is None or not not_found_grace >= 0:
         raise ConfigError("not_found_grace must be a number of seconds, 0 or more.")
     destination = DEFAULT_SAVE_DIR if save is True else default_save() if save is None else validate_save(save)
-    client = client or get_client(api_key, base_url)
+    client = client or get_client(api_key, base_url, provider=provider)
     config = pacing or PacingConfig()
     if interval is not None:
         config = PacingConfig(**{**config.__dict__, "fixed_interval": float(interval),

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from .api import shutdown_downloads, wait_each, watch
 from .client import Client
-from .config import missing_key_help, resolve_base_url, resolve_key, validate_save, validate_task_id
+from .config import resolve_base_url, resolve_key, validate_save, validate_task_id
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
 from .options import WATCH_OPTIONS, add_options, check_combination, exit_codes_text, usage_sentence, watch_settings
 from .journal import journal_path
+from .providers import choose_provider
 from .recorder import set_origin
 from .records import TaskRecord
 from .resuming import resumable, resume_records
@@ -32,6 +33,9 @@ from .watch import Outcome, Watch
 __all__ = ["main", "build_parser"]
 
 EPILOG = f"""\
+To create tasks from prompts and watch them:  runway-watch generate "a paper boat" --image boat.png
+(see runway-watch generate --help).
+
 The API key is read from the COMETAPI_KEY environment variable (never from the command
 line, where it would land in shell history and process lists).  No key?  Try --demo.
 
@@ -101,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:  # ``runway-watch generate PROMPT ...`` (cli_generate.py)
+        from .cli_generate import main as generate_main
+
+        return generate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose:
@@ -123,9 +132,11 @@ def _main(argv: Sequence[str] | None) -> int:
                 if not args.task_ids:
                     raise ConfigError("Give at least one TASK_ID (or --demo to try the simulator).")
                 task_ids = [validate_task_id(t) for t in args.task_ids]
-                if resolve_key() is None:
-                    raise ConfigError(missing_key_help("cli"))
-                client = Client(base_url=args.base_url, feed="official" if args.official else "runway")
+                provider = choose_provider(args.provider, base_url=args.base_url)
+                if resolve_key(None, provider.key_env) is None:
+                    raise ConfigError(provider.no_key("cli"))
+                client = Client(base_url=args.base_url, feed="official" if args.official else "runway",
+                                provider=provider.name)
                 stack.callback(client.close)
             task_ids = list(dict.fromkeys(task_ids))  # the same id twice is one task
             show = not args.json or progress_stream.isatty()

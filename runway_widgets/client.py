@@ -19,14 +19,14 @@ import requests
 import urllib3
 
 from .config import (
-    missing_key_help,
     Secret,
     check_key_transport,
     resolve_base_url,
     resolve_key,
     validate_task_id,
 )
-from .errors import ConfigError, ProtocolError, TransportError
+from .errors import AuthenticationError, ConfigError, ProtocolError, TransportError
+from .providers import RUNWAY, get_provider
 from .recorder import record_created
 from .responses import Answer, interpret_create, interpret_task
 from .snapshot import TaskSnapshot, safe_url
@@ -75,6 +75,11 @@ class Client:
     feed:
         ``"runway"`` polls ``POST /runway/feed``; ``"official"`` polls
         ``GET /runwayml/v1/tasks/{id}``.  Both read the same task table.
+        ``"runway_api"`` polls Runway's own ``GET /v1/tasks/{id}`` (set by ``provider="runway"``).
+    provider:
+        ``"cometapi"`` (the default) or ``"runway"``: Runway's own API, whose key comes from
+        ``RUNWAYML_API_SECRET`` and base URL from ``RUNWAYML_BASE_URL``, else
+        ``https://api.dev.runwayml.com``.
     """
 
     def __init__(
@@ -89,14 +94,20 @@ class Client:
         feed: str = "runway",
         runway_version: str = RUNWAY_VERSION,
         wall_clock: Callable[[], float] = time.time,
+        provider: str | None = None,
     ) -> None:
-        self.base_url = resolve_base_url(base_url)
-        key = resolve_key(api_key)
-        if key is None:
-            raise ConfigError(missing_key_help("python"))
-        check_key_transport(self.base_url)
-        if feed not in ("runway", "official"):
+        chosen = get_provider(provider if provider is not None else ("runway" if feed == "runway_api" else None))
+        if chosen is RUNWAY:
+            feed = "runway_api"  # Runway's own API has one way to poll
+        elif feed not in ("runway", "official"):
             raise ConfigError(f"feed must be 'runway' or 'official', not {feed!r}.")
+        self.provider = chosen.name
+        self.official_prefix = chosen.official_prefix
+        self.base_url = resolve_base_url(base_url, chosen.base_url_env, chosen.default_base_url)
+        key = resolve_key(api_key, chosen.key_env)
+        if key is None:
+            raise ConfigError(chosen.no_key("python"))
+        check_key_transport(self.base_url)
         self._key = key
         self.feed = feed
         self.timeout = (float(connect_timeout), float(read_timeout))
@@ -222,20 +233,31 @@ class Client:
             raise TransportError(f"The connection to {host} broke mid-answer ({_reason(exc)}).") from None
         return bytes(body)
 
+    def _name_key(self, exc: AuthenticationError) -> AuthenticationError:
+        """The error, naming the variable this provider's key comes from."""
+        if self.provider == RUNWAY.name:
+            exc.message = exc.message.replace("COMETAPI_KEY", RUNWAY.key_env)
+        return exc
+
     # -- polling ----------------------------------------------------------------------------
 
     def fetch(self, task_id: str) -> TaskSnapshot:
         """Poll a task once through the configured feed and return its snapshot."""
         task_id = validate_task_id(task_id)
-        if self.feed == "official":
-            answer = self._request("GET", f"/runwayml/v1/tasks/{quote(task_id, safe='')}")
+        if self.feed in ("official", "runway_api"):
+            answer = self._request("GET", f"{self.official_prefix}tasks/{quote(task_id, safe='')}")
         else:
             answer = self._request("POST", "/runway/feed", {"task_id": task_id})
-        return interpret_task(answer, task_id, self._wall_clock())
+        try:
+            return interpret_task(answer, task_id, self._wall_clock())
+        except AuthenticationError as exc:
+            raise self._name_key(exc) from None
 
     # -- creating ---------------------------------------------------------------------------
 
     def _create(self, path: str, fields: dict[str, Any], callback_url: str | None) -> str:
+        if self.provider == RUNWAY.name:
+            raise ConfigError(f"Runway's own API has no {path} route; use rw.generate() (or create_official()) instead.")
         callback = callback_url or ""
         if not callback.strip():
             raise ConfigError(
@@ -246,6 +268,25 @@ class Client:
         body.update({k: v for k, v in fields.items() if v is not None})
         task_id = interpret_create(self._request("POST", path, body), self._wall_clock())
         record_created(self, path, body, task_id)  # in the journal before anyone polls it
+        return task_id
+
+    def create_official(self, route: str, body: Mapping[str, Any]) -> str:
+        """Create a task with a Runway-format body on an official route; returns its id.
+
+        ``route`` is Runway's route name (``"image_to_video"``, ``"text_to_video"``,
+        ``"video_to_video"``, ``"character_performance"``...): ``POST /runwayml/v1/<route>`` on
+        CometAPI, ``POST /v1/<route>`` on Runway's own API.  No ``callback_url``; the answer is
+        ``{"id": ...}``.  ``None`` values are left out of the body.
+        """
+        if not isinstance(route, str) or not route.replace("_", "").isalnum():
+            raise ConfigError(f"Unknown create route {route!r}.")
+        path = self.official_prefix + route
+        clean = {k: v for k, v in body.items() if v is not None}
+        try:
+            task_id = interpret_create(self._request("POST", path, clean), self._wall_clock())
+        except AuthenticationError as exc:
+            raise self._name_key(exc) from None
+        record_created(self, path, clean, task_id)  # in the journal before anyone polls it
         return task_id
 
     def create_text_to_video(

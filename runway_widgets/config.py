@@ -87,12 +87,12 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
-    """The API key from the argument, else ``COMETAPI_KEY``; None when neither is set."""
+def resolve_key(explicit: str | Secret | None = None, env: str = KEY_ENV) -> Secret | None:
+    """The API key from the argument, else the variable ``env`` (``COMETAPI_KEY``); None when neither is set."""
     if isinstance(explicit, Secret):
         value = explicit.reveal().strip()
     else:
-        value = explicit if explicit is not None else os.environ.get(KEY_ENV, "")
+        value = explicit if explicit is not None else os.environ.get(env, "")
         value = value.strip()
     if not value:
         return None
@@ -105,9 +105,9 @@ def resolve_key(explicit: str | Secret | None = None) -> Secret | None:
     return explicit if isinstance(explicit, Secret) and explicit.reveal() == value else Secret(value)
 
 
-def resolve_base_url(explicit: str | None = None) -> str:
-    """The base URL from the argument, else ``COMETAPI_BASE_URL``, else the CometAPI default."""
-    value = explicit if explicit else os.environ.get(BASE_URL_ENV, "") or DEFAULT_BASE_URL
+def resolve_base_url(explicit: str | None = None, env: str = BASE_URL_ENV, default: str = DEFAULT_BASE_URL) -> str:
+    """The base URL from the argument, else the variable ``env`` (``COMETAPI_BASE_URL``), else ``default``."""
+    value = explicit if explicit else os.environ.get(env, "") or default
     return validate_base_url(value)
 
 

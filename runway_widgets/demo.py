@@ -15,7 +15,7 @@ import threading
 from .client import Client
 
 __all__ = ["demo_client", "create_demo_tasks", "demo_save_dir", "stop_demo", "is_demo_client",
-           "running_demo_client"]
+           "running_demo_client", "demo_callback_url", "queue_demo_timelines"]
 
 _lock = threading.Lock()
 _sim = None
@@ -72,6 +72,22 @@ def create_demo_tasks(count: int = 1, fail: bool = False) -> tuple[Client, list[
     callback = f"{_sim.base_url}/callback"
     ids = [client.create_text_to_video(PROMPTS[i % len(PROMPTS)], callback_url=callback) for i in range(count)]
     return client, ids
+
+
+def demo_callback_url() -> str:
+    """The demo simulator's own callback address (on this machine; nobody else receives anything)."""
+    demo_client()
+    assert _sim is not None
+    return f"{_sim.base_url}/callback"
+
+
+def queue_demo_timelines(count: int) -> None:
+    """Script the next ``count`` tasks created on the demo simulator (staggered lengths)."""
+    from .simulator import Timeline
+
+    demo_client()
+    assert _sim is not None
+    _sim.next_timelines(*(Timeline.demo(run_for=8.0 + 3.0 * i) for i in range(count)))
 
 
 def demo_save_dir() -> str:

@@ -1,4 +1,4 @@
-"""IPython magics: ``%runway_watch``, ``%runway_stop``, ``%runway_tasks``.
+"""IPython magics: ``%runway_watch``, ``%runway_stop``, ``%runway_tasks`` (``%runway_generate``: generate_magic.py).
 
 A thin adapter over :func:`runway_widgets.watch`: it parses arguments, reads the key on
 the main thread (environment, then Colab secrets), creates and displays the card, and
@@ -22,6 +22,7 @@ from .errors import RunwayWidgetsError
 from .options import WATCH_OPTIONS, check_combination, magic_options, usage_sentence, watch_settings
 from .cellcontext import track_cell_context, untrack_cell_context
 from .notebook import NotebookView, WatchList, colab_secret, display_watch, in_colab, in_kernel
+from .providers import choose_provider
 from .scheduler import shutdown_scheduler
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
@@ -132,13 +133,14 @@ class RunwayMagics(Magics):
         if not args.task_ids:
             raise UsageError("Give at least one TASK_ID (or try --demo for a simulated task).")
         task_ids = [validate_task_id(t) for t in args.task_ids]  # a bad id is the first thing to say, as in the CLI
-        key = resolve_key()
+        provider = choose_provider(args.provider, base_url=args.base_url)
+        key = resolve_key(None, provider.key_env)
         if key is None:
-            secret = colab_secret(KEY_ENV)  # on the main thread, as Colab requires
+            secret = colab_secret(provider.key_env)  # on the main thread, as Colab requires
             key = resolve_key(secret) if secret else None
         if key is None:
-            raise UsageError(missing_key_help("magic"))
-        client = api.get_client(key, args.base_url, feed="official" if args.official else "runway")
+            raise UsageError(provider.no_key("magic"))
+        client = api.get_client(key, args.base_url, feed="official" if args.official else "runway", provider=provider.name)
         return client, list(dict.fromkeys(task_ids))
 
     def _present(self, watches: list[Watch], args: Any) -> Any:
@@ -263,7 +265,7 @@ def _history_of(args: Any) -> None:
     display(history_bundle(records), raw=True)
 
 
-def _is_bare_statement(shell: Any) -> bool:
+def _is_bare_statement(shell: Any, magic: str = "runway_watch") -> bool:
     """True when the running cell calls ``%runway_watch`` only as a bare statement.
 
     IPython has transformed the cell into ``get_ipython().run_line_magic(...)`` calls and
@@ -279,14 +281,17 @@ def _is_bare_statement(shell: Any) -> bool:
         return False
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
              and node.func.attr == "run_line_magic" and node.args and isinstance(node.args[0], ast.Constant)
-             and node.args[0].value == "runway_watch"]
+             and node.args[0].value == magic]
     bare = [node.value for node in ast.walk(tree) if isinstance(node, ast.Expr)]
     return bool(calls) and all(any(call is b for b in bare) for call in calls)
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics and how a :class:`Watch` displays (idempotent: loading twice registers once)."""
+    from .generate_magic import GenerateMagics
+
     ipython.register_magics(RunwayMagics)
+    ipython.register_magics(GenerateMagics)
     track_cell_context(ipython)
     # The watch module knows nothing of IPython: its card is this formatter's business, so
     # a handle evaluated in a later cell (``h``) shows its card again.

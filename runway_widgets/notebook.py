@@ -24,12 +24,12 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from .cellcontext import needs_context_copy, run_in_cell_context
+from .views.gallery import Caption, caption_html
 from .views.outputs import (
     CARD_META,
-    EMBED_LIMIT,
     RECORD_META,
     hide_record_css,
     live_bundle,
@@ -40,7 +40,7 @@ from .views.outputs import (
 from .views.widget import TaskBoard, TaskCard
 from .watch import Outcome, Watch, WatchUpdate
 
-__all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "display_watch", "EMBED_LIMIT"]
+__all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "display_watch"]
 
 RECORD_INTERVAL = 2.0  # s between rewrites of a live card's saved-state record
 _views: "weakref.WeakKeyDictionary[Watch, NotebookView]" = weakref.WeakKeyDictionary()
@@ -83,15 +83,13 @@ class NotebookView:
     needs no widget model anywhere it is opened.
     """
 
-    def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False) -> None:
+    def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False,
+                 captions: dict[str, Caption | None] | None = None) -> None:
         self.display_key = uuid.uuid4().hex
-        self.widget: TaskCard | TaskBoard = (
-            TaskCard(task_ids[0], show_video, self._result_html, foreground, css=hide_record_css(self.display_key))
-            if len(task_ids) == 1
-            else TaskBoard(task_ids, show_video, self._result_html, foreground, css=hide_record_css(self.display_key))
-        )
-        self.task_ids = task_ids
+        self.captions = dict(captions or {})  # task id -> how it was made (prompt, parameters, input image)
         self.show_video = show_video
+        self.widget: Any = self._make_widget(task_ids, show_video, foreground)
+        self.task_ids = task_ids
         self.foreground = foreground
         self._updates: dict[str, WatchUpdate] = {t: WatchUpdate(t, Outcome.WATCHING, None, 0.0, 0) for t in task_ids}
         self._lock = threading.Lock()
@@ -106,6 +104,18 @@ class NotebookView:
             run_in_cell_context(lambda: None)  # on the main thread, inside the cell: remember it
         self.watches: list[Watch] = []
 
+    def _make_widget(self, task_ids: list[str], show_video: bool, foreground: bool) -> Any:
+        """The live widget: a card for one task, a board for several (a gallery overrides this)."""
+        css = hide_record_css(self.display_key)
+        if len(task_ids) == 1:
+            return TaskCard(task_ids[0], show_video, self._result_html, foreground, css=css,
+                            caption=caption_html(self.captions.get(task_ids[0])))
+        return TaskBoard(task_ids, show_video, self._result_html, foreground, css=css)
+
+    def _static(self, updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
+        """The static form of this view for ``updates`` (a gallery overrides this)."""
+        return static_bundle(updates, result, self.captions)
+
     def _result_html(self, update: WatchUpdate) -> str:
         return result_html(update, self.show_video)
 
@@ -114,7 +124,7 @@ class NotebookView:
 
     def final_bundle(self) -> dict[str, Any]:
         """The static card (or board) and its text summary: needs no widget model."""
-        return static_bundle(self._current(), self._result_html)
+        return self._static(self._current(), self._result_html)
 
     def live_bundle(self) -> dict[str, Any]:
         """The widget view, with a plain-text stand-in for front ends without widgets."""
@@ -122,7 +132,7 @@ class NotebookView:
 
     def record_bundle(self) -> dict[str, Any]:
         """The current state as a saved notebook should show it if the kernel goes away."""
-        return record_bundle(self._current(), self.display_key)
+        return record_bundle(self._static(self._current(), lambda u: ""), self.display_key)
 
     # -- main thread ----------------------------------------------------------------------------
 
@@ -152,7 +162,7 @@ class NotebookView:
         self.watches.append(watch)
         _views[watch] = self
         if isinstance(self.widget, TaskCard):
-            self.widget.attach(watch)
+            self.widget.attach(watch)  # a board or a gallery has a card per task
         else:
             self.widget.cards[watch.task_id].attach(watch)
         watch.on_update(self._receive)

@@ -81,6 +81,9 @@ WATCH_OPTIONS: tuple[Option, ...] = (
                                   "default: rw.configure(save=...) or $RUNWAY_WIDGETS_SAVE)")),
     Option(("--no-save",), dict(action="store_true", help="do not save, even if a default save folder is set")),
     Option(("--official",), dict(action="store_true", help="poll GET /runwayml/v1/tasks/{id} instead of POST /runway/feed")),
+    Option(("--provider",), dict(choices=("cometapi", "runway"),
+                                 help="CometAPI (COMETAPI_KEY) or Runway's own API (RUNWAYML_API_SECRET, "
+                                      "GET /v1/tasks/{id}); default: Runway when only RUNWAYML_API_SECRET is set")),
     Option(("--demo",), dict(nargs="?", type=demo_count, const=1, default=None, metavar="N",
                              help="start the built-in simulator, create N demo tasks (default 1) and watch them; "
                                   "no key needed")),

@@ -110,6 +110,9 @@ def _is_demo(client: Endpoint) -> bool:
 
 
 def _clip(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("data:"):
+        # An inline image: its bytes are the user's, and megabytes of base64 say nothing.
+        return f"{value.split(',', 1)[0]},… ({len(value):,} characters, not kept)"
     if isinstance(value, str):
         return value if len(value) <= _TEXT_LIMIT else value[:_TEXT_LIMIT] + "…"
     if isinstance(value, Mapping):
@@ -122,13 +125,14 @@ def _clip(value: Any) -> Any:
 def record_created(client: Endpoint, path: str, body: Mapping[str, Any], task_id: str) -> None:
     """Journal a task the moment a create call returned its id (prompt and parameters included)."""
     try:
-        kind = _KINDS.get(path, path)
-        if kind == "text_to_video" and body.get("image"):
+        kind = _KINDS.get(path) or path.rstrip("/").rsplit("/", 1)[-1]  # official routes name their kind
+        if kind == "text_to_video" and (body.get("image") or body.get("promptImage")):
             kind = "image_to_video"
+        prompt = body.get("prompt") if body.get("prompt") is not None else body.get("promptText")
         now = time.time()
         record = {"v": SCHEMA, "task_id": task_id, "base_url": client.base_url, "host": urlsplit(client.base_url).netloc,
-                  "feed": client.feed, "kind": kind, "prompt": _clip(body.get("prompt")),
-                  "parameters": _clip({k: v for k, v in body.items() if k != "prompt"}),
+                  "feed": client.feed, "kind": kind, "prompt": _clip(prompt),
+                  "parameters": _clip({k: v for k, v in body.items() if k not in ("prompt", "promptText")}),
                   "created_at": iso_time(now), "updated_at": iso_time(now), "origin": origin(),
                   "status": None, "outcome": "created"}
         record["created_by"] = process_identity()

@@ -150,7 +150,8 @@ def interpret_task(answer: Answer, task_id: str, now: float) -> TaskSnapshot:
     BadRequestError, ProtocolError
     """
     value = _decode(answer.body)
-    if _is_not_exist(value):
+    if _is_not_exist(value) or (answer.status == 404 and isinstance(value, Mapping)):
+        # Runway's own API answers an unknown (or not yet visible) id with a JSON 404.
         raise TaskNotFoundError(f"Task {task_id} does not exist (yet) for this API key.", answer.status)
     if not 200 <= answer.status < 300:
         raise _error_for(answer, value, now)
@@ -166,7 +167,9 @@ def interpret_task(answer: Answer, task_id: str, now: float) -> TaskSnapshot:
 
 
 def interpret_create(answer: Answer, now: float) -> str:
-    """Interpret a create answer: a task id iff HTTP 2xx and ``data.task_id`` is a non-empty string."""
+    """Interpret a create answer: a task id iff HTTP 2xx and ``data.task_id`` (CometAPI's
+    wrapper) or ``id`` (Runway's format, also CometAPI's ``/runwayml/v1/`` mirror) is a
+    non-empty string."""
     value = _decode(answer.body)
     if isinstance(value, Mapping) and str(value.get("code")) == "callback_url_empty":
         raise BadRequestError("CometAPI requires a callback_url for create calls; pass callback_url=...", answer.status)
@@ -174,6 +177,8 @@ def interpret_create(answer: Answer, now: float) -> str:
         raise _error_for(answer, value, now)
     data = value.get("data") if isinstance(value, Mapping) else None
     task_id = data.get("task_id") if isinstance(data, Mapping) else None
+    if not (isinstance(task_id, str) and task_id.strip()) and isinstance(value, Mapping):
+        task_id = value.get("id")
     if isinstance(task_id, str) and task_id.strip():
         return task_id.strip()
     said = server_message(answer, value) if isinstance(value, Mapping) else ""

@@ -18,7 +18,8 @@ from runway_widgets.demo import FAIL_REASON
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-_MAGIC_WATCH = re.compile(r"%runway_watch\b(?P<args>[^\n]*)")
+_MAGIC_WATCH = re.compile(r"%runway_(?:watch|generate)\b(?P<args>[^\n]*)")  # each shows one card (or board/gallery)
+_GENERATE = re.compile(r"%runway_generate\b(?P<args>[^\n]*)")
 _LINE = re.compile(r"^(?P<id>[A-Za-z0-9._:\-]+): (?P<status>[A-Z_]+|connecting|watching)\b(?P<rest>.*)$")
 _CARD_BAR = re.compile(r'<div class="rw-card rw-(\w+)"[^>]*>.*?<div class="rw-bar"[^>]*><div style="width:(\d+)%', re.S)
 
@@ -73,7 +74,11 @@ def watch_cells(nb: Any) -> list[WatchCell]:
             continue
         args = match.group("args")
         demo = re.search(r"--demo(?:\s+(\d+))?", args)
-        if demo:
+        if _GENERATE.search(src):  # prompts x seeds
+            prompts = len(re.findall(r'"[^"]*"', args)) or 1
+            seeds = re.search(r"--seed((?:\s+\d+)+)", args)
+            tasks = prompts * (len(seeds.group(1).split()) if seeds else 1)
+        elif demo:
             tasks = int(demo.group(1) or 1)
         else:  # explicit ids (possibly $variables): the words that are neither options nor their values
             bare = re.sub(r"--(base-url|save|timeout|interval)\s+\S+", " ", args)

@@ -102,7 +102,7 @@ IPK70_CELLS = [
     "    'log': _log.getvalue()[-4000:]}))",
 ]
 
-RUN_NAMES = ("fake_colab", "colab_quickstart", "ipk70_fix_on", "ipk70_fix_off")  # start order
+RUN_NAMES = ("fake_colab", "colab_quickstart", "colab_teaching", "ipk70_fix_on", "ipk70_fix_off")  # start order
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +152,11 @@ class RunPool:
         self.request.getfixturevalue("colab_env")
         return NotebookRun(env_python("colab"), REPO / "notebooks" / "01_quickstart.ipynb",
                            self.tmp.mktemp("colab_quickstart"))
+
+    def _start_colab_teaching(self) -> NotebookRun:
+        self.request.getfixturevalue("colab_env")
+        return NotebookRun(env_python("colab"), REPO / "notebooks" / "03_teaching.ipynb",
+                           self.tmp.mktemp("colab_teaching"))
 
     def _start_fake_colab(self) -> NotebookRun:
         self.request.getfixturevalue("colab_env")
@@ -203,6 +208,11 @@ def colab_quickstart(pool: RunPool) -> NotebookRun:
 
 
 @pytest.fixture(scope="module")
+def colab_teaching(pool: RunPool) -> NotebookRun:
+    return pool.get("colab_teaching")
+
+
+@pytest.fixture(scope="module")
 def fake_colab(pool: RunPool) -> NotebookRun:
     return pool.get("fake_colab")
 
@@ -246,6 +256,18 @@ def test_colab_versions_quickstart_ends_final(colab_quickstart: NotebookRun) -> 
     assert len(cells) == 4
     problems = [p for wc in cells for p in check_final_card(nb, wc)]
     assert problems == [], "\n".join(problems)
+
+
+def test_colab_versions_generate_card_and_gallery_end_final(colab_teaching: NotebookRun) -> None:
+    """``%runway_generate`` (captioned card, gallery: an ipywidgets 7 GridBox) under Colab's versions."""
+    nb = _read(colab_teaching)
+    assert not error_outputs(nb) and not stray_outputs(nb)
+    cells = [wc for wc in watch_cells(nb) if "%runway_generate" in wc.source]
+    assert [wc.tasks for wc in cells] == [1, 4]
+    for wc in cells:
+        assert not check_final_card(nb, wc), check_final_card(nb, wc)
+    gallery = cells[1].cards[0]["data"]["text/html"]
+    assert gallery.count('class="rw-cell"') == 4 and gallery.count("<video") == 4
 
 
 def test_colab_versions_saved_state_is_ipywidgets_7(colab_quickstart: NotebookRun) -> None:

@@ -146,3 +146,28 @@ def test_no_key_in_the_saved_notebook(runs: dict[str, NotebookRun]) -> None:
     for path in run.workdir.rglob("*"):  # nor anything else the run wrote next to it (saved videos, logs)
         if path.is_file() and path.name != "runner.log":
             assert SENTINEL_KEY.encode() not in path.read_bytes(), path
+
+
+def test_teaching_generate_card_shows_the_prompt_and_the_video(runs: dict[str, NotebookRun]) -> None:
+    """``%runway_generate``'s final saved card: prompt and seed above the bar, the video embedded."""
+    nb = nbformat.read(runs["03_teaching"].out_path, as_version=4)
+    [wc] = [w for w in watch_cells(nb) if "--seed 7" in w.source]
+    page = wc.cards[0]["data"]["text/html"]
+    assert 'class="rw-prompt"' in page and "“A paper boat sailing down a rainy street at dusk”" in page
+    assert "seed 7" in page and page.index("rw-prompt") < page.index('class="rw-bar"')
+    assert page.count("<video") == 1 and 'src="data:video/mp4;base64,' in page  # plays without the kernel
+
+
+def test_teaching_gallery_puts_results_side_by_side(runs: dict[str, NotebookRun]) -> None:
+    nb = nbformat.read(runs["03_teaching"].out_path, as_version=4)
+    [wc] = [w for w in watch_cells(nb) if "--seed 1 2" in w.source]
+    data = wc.cards[0]["data"]
+    assert WIDGET_STATE not in data and "application/vnd.jupyter.widget-view+json" not in data
+    page = data["text/html"]
+    assert 'class="rw-gallery"' in page and "grid-template-columns:repeat(2,minmax(0,1fr))" in page
+    assert page.count('class="rw-cell"') == 4 and page.count("<video") == 4
+    captions = re.findall(r'class="rw-prompt"[^>]*>“([^”]*)”</div><div class="rw-params"[^>]*>([^<]*)<', page)
+    assert sorted((p, params.split("seed ")[-1]) for p, params in captions) == [
+        ("a glass boat on a pond", "1"), ("a glass boat on a pond", "2"),
+        ("a paper boat on a pond", "1"), ("a paper boat on a pond", "2")]
+    assert "<b>4/4 done</b>" in page

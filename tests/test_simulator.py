@@ -23,6 +23,7 @@ import pytest
 
 from runway_widgets.simulator import Fault, Simulator, Timeline, task_view
 from runway_widgets.simulator.faults import HUGE_SIZE, FaultQueue
+from runway_widgets.simulator.handler import MAX_BODY
 from runway_widgets.simulator.media import DEMO_PATH, RangeNotSatisfiable, parse_range
 from runway_widgets.simulator.render import feed_task
 
@@ -257,7 +258,7 @@ def test_create_errors(sim: Simulator) -> None:
     bad = call(sim, "POST", "/runway/pro/generate", raw=b"{not json")
     assert bad.status == 400 and "invalid request body" in bad.json()["error"]["message"]
     assert call(sim, "POST", "/runway/pro/generate", raw=b"[1]").status == 400
-    big = call(sim, "POST", "/runway/pro/generate", raw=b" " * (1024 * 1024 + 1))
+    big = call(sim, "POST", "/runway/pro/generate", raw=b" " * (MAX_BODY + 1))
     assert big.status == 413
 
 

@@ -28,10 +28,11 @@ __all__ = ["SimServer", "SimHandler", "MAX_BODY"]
 
 logger = logging.getLogger("runway_widgets.simulator")
 
-#: Request bodies above this size are refused with 413 (create/feed bodies are tiny).
-MAX_BODY = 1024 * 1024
+#: Request bodies above this size are refused with 413 (a create body with an image inline
+#: as a data URI may be up to 5 MB; feed bodies are tiny).
+MAX_BODY = 6 * 1024 * 1024
 #: Oversized bodies up to this size are read and discarded before answering 413.
-DRAIN_LIMIT = 8 * 1024 * 1024
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 class SimServer(ThreadingHTTPServer):

@@ -18,6 +18,7 @@ from .faults import Fault
 from .media import demo_bytes, demo_reader, media_response, synthetic_chunks
 from .render import feed_envelope, feed_task, official_task
 from .responses import Response, gateway_error, json_response, not_found_html, s3_error, task_not_exist
+from .runway_api import RUNWAY_TASKS, is_runway_format, route_runway_format
 from .timeline import Timeline
 
 
@@ -79,8 +80,9 @@ def _media_task_id(path: str) -> str | None:
 
 def guess_task_id(path: str, body: bytes) -> str | None:
     """Best-effort task id of a request, for the log (even of faulted requests)."""
-    if path.startswith(OFFICIAL_PREFIX):
-        return urllib.parse.unquote(path[len(OFFICIAL_PREFIX):]) or None
+    for prefix in (OFFICIAL_PREFIX, RUNWAY_TASKS):
+        if path.startswith(prefix):
+            return urllib.parse.unquote(path[len(prefix):]) or None
     if path.startswith(MEDIA_PREFIX):
         return _media_task_id(path)
     if path == FEED_PATH and body:
@@ -104,6 +106,8 @@ def route_api(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     path, method = req.path, req.method
     if path.startswith(MEDIA_PREFIX) and method in ("GET", "HEAD"):
         return _media(sim, req)
+    if is_runway_format(method, path):
+        return route_runway_format(sim, req)
     is_api = ((method == "POST" and (path == FEED_PATH or path in CREATE_PATHS))
               or (method == "GET" and path.startswith(OFFICIAL_PREFIX)))
     if not is_api:
@@ -141,6 +145,7 @@ def _create(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
             return gateway_error(400, f"{name} is required"), None
     assert req.key is not None
     task_id = sim._create_http(req.key, action)
+    sim._remember_body(req.path, task_id, data)
     body = {"code": 200, "message": "", "msg": "success", "data": {"task_id": task_id}}
     return json_response(200, body), task_id
 

@@ -90,6 +90,9 @@ class Simulator:
         Accepted API keys; None accepts any non-empty Bearer key.
     default_timeline : Timeline or None
         Script of tasks created over HTTP when no queued timeline is left.
+    runway_keys : iterable of str or None
+        Keys accepted on Runway's own API (``/v1/...``); None accepts any non-empty key.
+        Tasks belong to the key that created them, whichever API created them.
 
     Examples
     --------
@@ -99,12 +102,16 @@ class Simulator:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, keys: Iterable[str] | None = None,
-                 default_timeline: Timeline | None = None) -> None:
+                 default_timeline: Timeline | None = None, runway_keys: Iterable[str] | None = None) -> None:
         self.host = host
         self._requested_port = port
         if isinstance(keys, str):  # a lone key, not an iterable of its characters
             keys = [keys]
         self._keys: frozenset[str] | None = None if keys is None else frozenset(keys)
+        if isinstance(runway_keys, str):
+            runway_keys = [runway_keys]
+        self._runway_keys: frozenset[str] | None = None if runway_keys is None else frozenset(runway_keys)
+        self._bodies: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=1000)
         self._default_timeline = default_timeline
         self._lock = threading.Lock()
         self._tasks: dict[str, _Task] = {}
@@ -231,6 +238,12 @@ class Simulator:
         with self._lock:
             return [r for r in self._log if r.task_id == task_id]
 
+    @property
+    def created_bodies(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(path, task id, JSON body) of the last 1000 tasks created over HTTP, oldest first."""
+        with self._lock:
+            return list(self._bodies)
+
     def clear_requests(self) -> None:
         """Empty the request log."""
         with self._lock:
@@ -247,6 +260,15 @@ class Simulator:
         if not key:
             return False
         return self._keys is None or key in self._keys
+
+    def _runway_key_accepted(self, key: str | None) -> bool:
+        if not key:
+            return False
+        return self._runway_keys is None or key in self._runway_keys
+
+    def _remember_body(self, path: str, task_id: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._bodies.append((path, task_id, body))
 
     def _create_http(self, key: str, action: str) -> str:
         with self._lock:

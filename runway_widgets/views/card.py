@@ -164,14 +164,18 @@ def _bar(update: WatchUpdate) -> str:
     )
 
 
-def card_html(update: WatchUpdate, show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None) -> str:
-    """The whole static card for one task; ``result`` renders the result area (default :func:`video_html`)."""
+def card_html(update: WatchUpdate, show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None,
+              caption: str = "") -> str:
+    """The whole static card for one task; ``result`` renders the result area (default :func:`video_html`).
+
+    ``caption`` is ready HTML (already escaped, see :mod:`.gallery`) shown between the title and the bar.
+    """
     result_area = result(update) if result is not None else video_html(update, show_video)
     return (
         f'<div class="rw-card rw-{color_for(update.outcome)}" data-outcome="{update.outcome.value}" '
         'style="font-family:sans-serif;font-size:13px;'
         f'border-left:4px solid {COLORS[color_for(update.outcome)]};padding:4px 8px;margin:4px 0">'
-        f"{title_html(update)}{_bar(update)}{status_html(update)}{result_area}</div>"
+        f"{title_html(update)}{caption}{_bar(update)}{status_html(update)}{result_area}</div>"
     )
 
 

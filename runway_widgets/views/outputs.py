@@ -15,10 +15,11 @@ from __future__ import annotations
 import base64
 import functools
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..updates import WatchUpdate
 from .card import board_html, card_html, video_html
+from .gallery import Caption, caption_html
 from .text import summary_line
 
 __all__ = ["EMBED_LIMIT", "CARD_META", "RECORD_META", "result_html", "record_class", "hide_record_css",
@@ -63,9 +64,14 @@ def hide_record_css(key: str) -> str:
     return f"<style>.{cls}{{display:none}} .jp-OutputArea-child:has(.{cls}){{display:none}}</style>"
 
 
-def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
-    """The static card (one update) or board (several) and its ``text/plain`` summary."""
-    page = card_html(updates[0], result=result) if len(updates) == 1 else board_html(updates, result=result)
+def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str],
+                  captions: Mapping[str, Caption | None] | None = None) -> dict[str, Any]:
+    """The static card (one update) or board (several) and its ``text/plain`` summary;
+    ``captions`` say how each task was made (prompt, parameters, input image)."""
+    if len(updates) == 1:
+        page = card_html(updates[0], result=result, caption=caption_html((captions or {}).get(updates[0].task_id)))
+    else:
+        page = board_html(updates, result=result)
     return {"text/html": page, "text/plain": "\n".join(summary_line(u) for u in updates)}
 
 
@@ -78,8 +84,9 @@ def live_bundle(model_id: str, task_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def record_bundle(updates: list[WatchUpdate], key: str) -> dict[str, Any]:
-    """The current state as a saved notebook should show it if the kernel goes away."""
+def record_bundle(static: dict[str, Any], key: str) -> dict[str, Any]:
+    """``static`` (a view's static form of its current state) as the record a saved notebook
+    shows if the kernel goes away."""
     cls = record_class(key)
     # Where the record shows, the live widget is gone: hide the widget's error line
     # ("model not found") in the output row just above this one.  JupyterLab's widget
@@ -89,8 +96,7 @@ def record_bundle(updates: list[WatchUpdate], key: str) -> dict[str, Any]:
            f":has(> .jp-OutputArea-output.jupyter-widgets){{display:none}}</style>")
     note = ('<div class="rw-saved-note" style="font-size:12px;color:#555">Saved while the watch was running; '
             "the watch stopped with its kernel. <code>%runway_watch --resume</code> picks it up.</div>")
-    inner = static_bundle(updates, lambda u: "")["text/html"]
     return {
-        "text/html": f'<div class="rw-record {cls}">{css}{inner}{note}</div>',
-        "text/plain": "\n".join(summary_line(u) for u in updates) + "\n(when saved; %runway_watch --resume picks it up)",
+        "text/html": f'<div class="rw-record {cls}">{css}{static["text/html"]}{note}</div>',
+        "text/plain": static["text/plain"] + "\n(when saved; %runway_watch --resume picks it up)",
     }

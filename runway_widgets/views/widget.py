@@ -46,7 +46,7 @@ class TaskCard:
     """
 
     def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
-                 foreground: bool = False, css: str = "") -> None:
+                 foreground: bool = False, css: str = "", caption: str = "") -> None:
         widgets = require_ipywidgets()
         self.task_id = task_id
         self.show_video = show_video
@@ -54,7 +54,8 @@ class TaskCard:
         # Classes and layouts are given at construction: set afterwards, each would cost
         # one more comm message per card.
         # ``css`` (a <style> element) rides in the title, which never changes: it costs no message.
-        self.title = widgets.HTML(value=css + title_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
+        # ``caption`` (escaped HTML: the prompt and parameters) rides there too.
+        self.title = widgets.HTML(value=css + title_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)) + caption,
                                   _dom_classes=["runway-title"])
         self.stop_button = widgets.Button(description="Stop watching", icon="stop", _dom_classes=["runway-stop"],
                                           tooltip="Stop polling this task (the task itself goes on)",
