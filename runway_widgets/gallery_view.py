@@ -148,10 +148,10 @@ class Gallery:
 
     def html(self) -> str:
         """The static gallery as it stands now."""
-        from .notebook import _embed_or_local
+        from .views.outputs import result_html
 
         updates, captions = self._parts()
-        return gallery_html(updates, captions, lambda u: _embed_or_local(u, True))
+        return gallery_html(updates, captions, lambda u: result_html(u, True))
 
     def _repr_html_(self) -> str:
         return self.html()
