@@ -14,8 +14,8 @@ from runway_widgets.download import already_saved, save_video, target_path
 from runway_widgets.errors import DownloadError, ExpiredUrlError
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.simulator.media import DEMO_PATH
+from helpers import FAKE_KEY
 
-FAKE_KEY = "test-key-not-secret"  # the same made-up key as conftest.py
 
 
 def finished(sim: Simulator, client: Client, **changes: Any) -> tuple[str, str]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY
 
 from runway_widgets import Client, GaveUpError, Outcome, PacingConfig, RequestBudget, TaskFailedError, watch
 from runway_widgets.scheduler import Scheduler
@@ -30,17 +29,10 @@ def test_a_failed_task_reports_the_progress_it_had_not_100(sim: Simulator, clien
 
 
 
-def _dead_port() -> int:
-    """A loopback port with nothing listening (connections are refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("base_url", ["dead-port", "https://nonexistent.invalid"])
-def test_a_host_that_never_answered_fails_within_15_s_with_one_sentence(base_url: str) -> None:
+def test_a_host_that_never_answered_fails_within_15_s_with_one_sentence(base_url: str, closed_port: int) -> None:
     # (.invalid never resolves -- RFC 6761 -- and the resolver says so at once, offline too.)
-    url = f"http://127.0.0.1:{_dead_port()}" if base_url == "dead-port" else base_url
+    url = f"http://127.0.0.1:{closed_port}" if base_url == "dead-port" else base_url
     host = url.split("//")[1]
     started = time.monotonic()
     handle = watch("a-task-id-of-some-length", api_key=FAKE_KEY, base_url=url, save=False)

@@ -10,14 +10,11 @@ raises leaves ``wait()`` waiting for ever.
 from __future__ import annotations
 
 import os
-import pwd
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -31,13 +28,10 @@ from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.watch import Watch, WatchSettings
 
-FAKE_KEY = "test-key-not-secret"
+from helpers import FAKE_KEY, communicate, instant
+
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = 65534
-
-
-def instant(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def settings(timeout: float = 30.0) -> WatchSettings:
@@ -82,13 +76,7 @@ def run_cli(sim: Simulator, args: Sequence[str], *, as_nobody: bool = False, wra
     proc = subprocess.Popen([*wrap, *argv, "-m", "runway_widgets.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env, cwd=cwd or "/",
                             start_new_session=True, preexec_fn=_drop_to_nobody if as_nobody else None)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    return proc.returncode, out, err, time.monotonic() - started
+    return (*communicate(proc, timeout), time.monotonic() - started)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import runway_widgets
 from runway_widgets.simulator import Simulator, Timeline
+from helpers import FAKE_KEY
 
-FAKE_KEY = "test-key-not-secret"  # made up; the simulator accepts any key
 
 
 

@@ -26,13 +26,11 @@ import pytest
 
 from runway_widgets import Client, Outcome, TransportError, watch
 from runway_widgets.errors import BadRequestError
-from runway_widgets.simulator import Fault, Simulator, Timeline
+from runway_widgets.simulator import Fault, Simulator
+
+from helpers import instant
 
 KEY = "sentinel-KEY-5a1e7c0ffee"  # made up
-
-
-def instant(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def one_sentence(error: BaseException) -> str:
