@@ -293,11 +293,6 @@ class Scheduler:
                     idle_since = None
             self._wake.wait(min(wait, 60.0))
 
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The scheduling thread, if one is running."""
-        return self._thread
-
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop every scheduled watch, end the thread and the workers (bounded by ``timeout``)."""
         with self._lock:
