@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from .api import shutdown_downloads, stop_all, watch
 from .client import Client
-from .config import missing_key_help, resolve_base_url, resolve_key, validate_save, validate_task_id
+from .config import (missing_key_help, positive_seconds, resolve_base_url, resolve_key, seconds, validate_save,
+                     validate_task_id)
 from .errors import EXIT_OK, EXIT_USAGE, ConfigError, RunwayWidgetsError
 from .journal import journal_path
 from .recorder import set_origin
@@ -40,22 +41,6 @@ transport/server errors or the video could not be saved.
 """
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also refuses nan
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
-
-
-_seconds.__name__ = "seconds"  # argparse says "invalid seconds value"
-_positive_seconds.__name__ = "positive seconds"
 _KINDS = {"seconds": "a number of seconds, 0 or more", "positive seconds": "a positive number of seconds"}
 
 
@@ -86,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids returned by a create call")
     parser.add_argument("--base-url", help="API base URL (default: $COMETAPI_BASE_URL or https://api.cometapi.com)")
-    parser.add_argument("--timeout", type=_positive_seconds, default=1800.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_seconds, default=1800.0, metavar="SECONDS",
                         help="give up on a task that has not finished after this long (default: 1800)")
-    parser.add_argument("--interval", type=_positive_seconds, metavar="SECONDS", help="poll on a fixed interval instead of adaptively")
-    parser.add_argument("--give-up-after", type=_seconds, default=120.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=positive_seconds, metavar="SECONDS", help="poll on a fixed interval instead of adaptively")
+    parser.add_argument("--give-up-after", type=seconds, default=120.0, metavar="SECONDS",
                         help="give up after this long with nothing but transport/server errors (default: 120)")
-    parser.add_argument("--not-found-grace", type=_seconds, default=30.0, metavar="SECONDS",
+    parser.add_argument("--not-found-grace", type=seconds, default=30.0, metavar="SECONDS",
                         help="how long a fresh task id may read task_not_exist before it counts as not found (default: 30)")
     parser.add_argument("--save", metavar="PATH", help="download each finished video to PATH (a file, or a folder; "
                                                        "default: $RUNWAY_WIDGETS_SAVE if set)")

@@ -17,7 +17,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import api
-from .config import KEY_ENV, default_save, missing_key_help, resolve_key, validate_task_id
+from .config import KEY_ENV, default_save, missing_key_help, positive_seconds, resolve_key, validate_task_id
 from .errors import RunwayWidgetsError
 from .notebook import (NotebookView, WatchList, colab_secret, display_watch, in_colab, in_kernel,
                        track_cell_context, untrack_cell_context)
@@ -28,16 +28,6 @@ from .views.widget import require_ipywidgets
 from .watch import Watch
 
 __all__ = ["RunwayMagics", "load_ipython_extension", "unload_ipython_extension"]
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
-
-
-_positive.__name__ = "positive seconds"  # argparse says "invalid positive seconds value: '-3'"
 
 
 class WatchInterrupted(KeyboardInterrupt):
@@ -63,9 +53,9 @@ class RunwayMagics(Magics):
 
     @magic_arguments()
     @argument("task_ids", nargs="*", metavar="TASK_ID", help="task ids returned by a create call")
-    @argument("--timeout", type=_positive, default=1800.0, metavar="SECONDS",
+    @argument("--timeout", type=positive_seconds, default=1800.0, metavar="SECONDS",
               help="stop watching a task that has not finished after this long (default 1800)")
-    @argument("--interval", type=_positive, default=None, metavar="SECONDS",
+    @argument("--interval", type=positive_seconds, default=None, metavar="SECONDS",
               help="poll on a fixed interval instead of adaptively")
     @argument("--save", nargs="?", const="runway_videos/", metavar="PATH_OR_DIR",
               help="download each finished video to this file or folder (alone: runway_videos/; "
