@@ -64,6 +64,18 @@ def communicate(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int
     return proc.returncode, out, err
 
 
+def stop_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """SIGTERM ``proc``'s process group (by pid), then SIGKILL it if it has not ended after ``grace`` s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(grace)
+
+
 def part_file_growing(folder: Path, at_least: int = 1_000_000) -> Callable[[], bool]:
     """A predicate: a ``.part`` download in ``folder`` holds at least ``at_least`` bytes."""
     def check() -> bool:

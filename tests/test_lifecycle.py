@@ -33,7 +33,7 @@ from runway_widgets import Client, Outcome, RequestBudget, watch
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Simulator, Timeline
 from throttle import Throttle, slow_task
-from helpers import FAKE_KEY, part_file_growing
+from helpers import FAKE_KEY, part_file_growing, stop_group
 
 BIG = 200_000_000  # bytes of synthetic video: minutes through the relay
 
@@ -189,13 +189,7 @@ def remote_sim() -> Iterator[str]:
         assert first.startswith("Runway simulator listening on "), first
         yield first.split()[-1]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_group(proc)
         proc.stdout.close() if proc.stdout else None
         proc.stderr.close() if proc.stderr else None
 
