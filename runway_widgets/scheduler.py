@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from .budget import RequestBudget
 from .errors import RateLimitedError, RunwayWidgetsError
 from .policy import PacingConfig, backoff_delay
-from .watch import Outcome, PollResult, Watch
+from .updates import PollResult
+from .watch import Outcome, Watch
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
