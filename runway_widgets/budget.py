@@ -73,6 +73,19 @@ class RequestBudget:
         self.rate = max(self.min_rate, self.rate / 2.0)
         self.tokens = min(self.tokens, 0.0)
 
+    def reconfigure(self, rate: float, burst: float) -> None:
+        """Take a new configured rate and burst, keeping what the gateway said.
+
+        A 429 pause still running stays, and a rate reduced by 429s stays reduced in the
+        same proportion (it creeps back toward the new rate as answers come in).
+        """
+        if rate <= 0 or burst < 1:
+            raise ValueError("need rate > 0 and burst >= 1")
+        reduced = self.rate / self.configured_rate
+        self.configured_rate, self.burst = rate, burst
+        self.rate = max(min(self.min_rate, rate), rate * reduced)
+        self.tokens = min(self.tokens, burst)
+
     def reward(self) -> None:
         """A good answer: creep back toward the configured rate."""
         if self.rate < self.configured_rate:

@@ -199,7 +199,7 @@ class Client:
         try:
             data = self._read_capped(response, host, started)
             headers = {k: self._scrub(v.encode("latin-1", "replace")).decode("latin-1") for k, v in response.headers.items()}
-            return Answer(response.status_code, headers, self._scrub(data), url)
+            return Answer(response.status_code, headers, self._scrub(data))
         finally:
             response.close()
 

@@ -41,6 +41,27 @@ _DEMO_HINTS = {"python": "", "cli": ", or try the built-in simulator with --demo
                "magic": ", or try the built-in simulator with %runway_watch --demo"}
 
 
+def seconds(text: str) -> float:
+    """An option's number of seconds, 0 or more (an argparse ``type``: nan and -1 are refused)."""
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An option's positive number of seconds (an argparse ``type``)."""
+    value = seconds(text)
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+# argparse names the type in its message: "argument --timeout: invalid positive seconds value: '-3'".
+seconds.__name__ = "seconds"
+positive_seconds.__name__ = "positive seconds"
+
+
 def missing_key_help(surface: str = "python") -> str:
     """The no-key sentence for where it is shown: ``"python"``, ``"cli"`` or ``"magic"``.
 

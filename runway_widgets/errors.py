@@ -25,7 +25,6 @@ __all__ = [
     "WatchStoppedError",
     "DownloadError",
     "ExpiredUrlError",
-    "UnsafeUrlError",
     "EXIT_OK",
     "EXIT_TASK_FAILED",
     "EXIT_USAGE",
@@ -200,10 +199,3 @@ class DownloadError(RunwayWidgetsError):
 class ExpiredUrlError(DownloadError):
     """The signed result URL answered 403/404/410: poll the task again for a fresh one."""
 
-    transient = True
-
-
-class UnsafeUrlError(RunwayWidgetsError, ValueError):
-    """A result URL that is not plain http(s) (``javascript:``, ``data:``, quotes, ...)."""
-
-    exit_code = EXIT_TASK_FAILED

@@ -14,30 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
-from .config import DEFAULT_SAVE_DIR
+from .config import DEFAULT_SAVE_DIR, positive_seconds, seconds
 from .errors import EXIT_DESCRIPTIONS, ConfigError
 from .updates import WatchSettings
 
 __all__ = ["DEFAULT_SAVE_DIR", "DEMO_MAX", "WATCH_OPTIONS", "Option", "add_options", "magic_options",
-           "check_combination", "watch_settings", "usage_sentence", "exit_codes_text", "seconds", "positive_seconds"]
+           "check_combination", "watch_settings", "usage_sentence", "exit_codes_text"]
 
 DEMO_MAX = 20  # demo tasks one command may create
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a number of seconds, 0 or more (``nan`` refused)."""
-    value = float(text)
-    if not value >= 0:  # also refuses nan
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a positive number of seconds."""
-    value = seconds(text)
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
 
 
 def demo_count(text: str) -> int:
@@ -48,9 +32,7 @@ def demo_count(text: str) -> int:
     return value
 
 
-seconds.__name__ = "seconds"  # argparse says "invalid seconds value: 'nan'"
-positive_seconds.__name__ = "positive seconds"
-demo_count.__name__ = "demo count"
+demo_count.__name__ = "demo count"  # argparse says "invalid demo count value: 'x'"
 _KINDS = {"seconds": "a number of seconds, 0 or more", "positive seconds": "a positive number of seconds",
           "demo count": f"a number of tasks from 1 to {DEMO_MAX}", "int": "a whole number", "float": "a number"}
 

@@ -30,13 +30,12 @@ __all__ = ["Answer", "interpret_task", "interpret_create", "parse_retry_after", 
 class Answer:
     """What came back over the wire, already size-capped and scrubbed of the key."""
 
-    __slots__ = ("status", "headers", "body", "url")
+    __slots__ = ("status", "headers", "body")
 
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, url: str = "") -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.status = status
         self.headers = {k.lower(): v for k, v in headers.items()}
         self.body = body
-        self.url = url
 
     def __repr__(self) -> str:
         return f"<Answer HTTP {self.status}, {len(self.body)} bytes>"

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from .budget import RequestBudget
 from .errors import RateLimitedError, RunwayWidgetsError
 from .policy import PacingConfig, backoff_delay
-from .watch import Outcome, PollResult, Watch
+from .updates import PollResult
+from .watch import Outcome, Watch
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -293,11 +294,6 @@ class Scheduler:
                     idle_since = None
             self._wake.wait(min(wait, 60.0))
 
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The scheduling thread, if one is running."""
-        return self._thread
-
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop every scheduled watch, end the thread and the workers (bounded by ``timeout``)."""
         with self._lock:
@@ -332,16 +328,17 @@ def set_request_budget(rate: float, burst: float | None = None) -> None:
     """Set the process-wide request budget: ``rate`` requests/s, bursts of ``burst`` (default: rate).
 
     Every watch in the process shares it (default 10/s, bursts of 10).  Takes effect at
-    once for the running poller, and for any poller started later.
+    once for the running poller, and for any poller started later.  A 429 pause that is
+    running goes on, and a rate that 429s reduced stays reduced in proportion.
     """
     global _default_budget
-    new = RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate)))
+    new = RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate)))  # checks them
     with _default_lock:
         _default_budget = (new.rate, new.burst)
         scheduler = _default
     if scheduler is not None:
         with scheduler._lock:
-            scheduler.budget = new
+            scheduler.budget.reconfigure(new.rate, new.burst)
         scheduler._wake.set()
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import RunwayWidgetsError
 from .policy import PacingConfig
 from .snapshot import TaskSnapshot
 
-__all__ = ["Outcome", "WatchSettings", "WatchUpdate", "short_id"]
+__all__ = ["Outcome", "WatchSettings", "WatchUpdate", "PollResult", "Completion", "short_id"]
 
 
 class Outcome(str, enum.Enum):
@@ -83,3 +84,18 @@ class WatchUpdate:
 def short_id(task_id: str) -> str:
     """The first 8 characters of a long id (enough to tell tasks apart on screen)."""
     return task_id if len(task_id) <= 12 else task_id[:8] + "…"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll tells the scheduler: when to poll next, and how the request went."""
+
+    next_in: float | None  # seconds until the next poll; None: the watch has ended
+    error: RunwayWidgetsError | None = None  # the request's error (a 429 pauses every watch)
+
+
+class Completion(Protocol):
+    """How a finisher reports that it is done with a success (call it once, from any thread)."""
+
+    def __call__(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None,
+                 saved_path: str | None = None) -> None: ...

@@ -16,8 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import (
     DownloadError,
@@ -31,7 +30,7 @@ from .errors import (
 )
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
 from .snapshot import TaskSnapshot, TaskState
-from .updates import Outcome, WatchSettings, WatchUpdate, short_id
+from .updates import Completion, Outcome, PollResult, WatchSettings, WatchUpdate, short_id
 
 if TYPE_CHECKING:
     from .client import Client
@@ -40,21 +39,6 @@ __all__ = ["Outcome", "WatchUpdate", "Watch", "WatchSettings", "PollResult", "Fi
 
 log = logging.getLogger("runway_widgets")
 _DEADLINE_GRACE = 2.0  # s past the deadline before wait() expires a watch the scheduler did not
-
-
-@dataclass(frozen=True)
-class PollResult:
-    """What one poll tells the scheduler: when to poll next, and how the request went."""
-
-    next_in: float | None  # seconds until the next poll; None: the watch has ended
-    error: RunwayWidgetsError | None = None  # the request's error (a 429 pauses every watch)
-
-
-class Completion(Protocol):
-    """How a finisher reports that it is done with a success (call it once, from any thread)."""
-
-    def __call__(self, error: RunwayWidgetsError | None = None, snapshot: TaskSnapshot | None = None,
-                 saved_path: str | None = None) -> None: ...
 
 
 #: Takes over a task that succeeded (e.g. downloads the video): ``finisher(watch, snapshot, done)``.

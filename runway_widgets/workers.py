@@ -89,12 +89,6 @@ class WorkerPool:
             with self._lock:
                 self._idle += 1
 
-    @property
-    def thread_count(self) -> int:
-        """Threads alive right now."""
-        with self._lock:
-            return len(self._threads)
-
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop accepting work, let running jobs finish (bounded by ``timeout``), end threads."""
         with self._lock:  # markers queued under the lock: a job is either ahead of them or refused
@@ -110,7 +104,6 @@ class InlineExecutor:
     """Runs each job at once on the caller's thread: lets tests drive the scheduler with a fake clock."""
 
     max_workers = 1_000_000
-    thread_count = 0
 
     def submit(self, job: Callable[[], None]) -> None:
         job()

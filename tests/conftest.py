@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -19,8 +20,8 @@ import runway_widgets
 from runway_widgets import api
 from runway_widgets.scheduler import shutdown_scheduler
 from runway_widgets.simulator import Simulator, Timeline
+from helpers import FAKE_KEY
 
-FAKE_KEY = "test-key-not-secret"
 
 # Tests never write the task journal into the real home: a session folder from the start (for
 # session fixtures and anything they spawn), and a fresh one per test (the autouse fixture
@@ -53,6 +54,14 @@ def sim() -> Iterator[Simulator]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port with nothing listening: connections to it are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

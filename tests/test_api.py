@@ -36,18 +36,9 @@ from runway_widgets import (
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.simulator.media import DEMO_PATH
+from helpers import FAKE_KEY, instant, quick
 
-FAKE_KEY = "test-key-not-secret"  # the same made-up key as conftest.py
 FAST = PacingConfig(min_interval=0.05, backoff_base=0.05, backoff_cap=0.2, jitter=0.0)
-
-
-def quick(**changes: Any) -> Timeline:
-    """Visible at once, through SUBMITTED, QUEUED and IN_PROGRESS in half a second."""
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0.1, "queued_for": 0.1, "run_for": 0.3, **changes})
-
-
-def instant(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def long_running(**changes: Any) -> Timeline:

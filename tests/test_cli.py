@@ -10,38 +10,23 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import pytest
 
 from runway_widgets import cli
 from runway_widgets.config import missing_key_help
-from runway_widgets.simulator import Fault, Simulator, Timeline
+from runway_widgets.simulator import Fault, Simulator
 from runway_widgets.simulator.media import DEMO_PATH
+from helpers import FAKE_KEY, Run, communicate, quick
 
-FAKE_KEY = "test-key-not-secret"  # the same made-up key as conftest.py
 SCRIPT = Path(sys.executable).with_name("runway-watch")
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-
-def quick(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0.1, "queued_for": 0.1, "run_for": 0.3, **changes})
 
 
 def _env(base_url: str | None, key: str | None) -> dict[str, str]:
@@ -62,36 +47,12 @@ def start(args: Sequence[str], base_url: str | None = None, key: str | None = FA
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 30.0) -> Run:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:  # it hung: kill its own process group, by pid
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    return Run(proc.returncode, out, err)
+    return Run(*communicate(proc, timeout))
 
 
 def run(args: Sequence[str], base_url: str | None = None, key: str | None = FAKE_KEY, timeout: float = 30.0,
         script: bool = False) -> Run:
     return finish(start(args, base_url, key, script), timeout)
-
-
-def assert_one_clear_sentence(result: Run) -> str:
-    """stderr holds exactly one ``runway-watch: ...`` line and no traceback."""
-    assert "Traceback" not in result.err and "Traceback" not in result.out
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1, result.err
-    line = lines[0]
-    assert line.startswith("runway-watch: ") and line[-1] in ".)]", line
-    assert "\x1b" not in result.err
-    return line
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -148,7 +109,7 @@ def test_exit_1_task_failed(quick_sim: Simulator) -> None:
                                               fail_code="SAFETY.INPUT.TEXT"))
     result = run([task, "--interval", "0.1"], quick_sim.base_url)
     assert result.code == 1
-    line = assert_one_clear_sentence(result)
+    line = result.sentence()
     assert "The prompt was flagged." in line and "SAFETY.INPUT.TEXT" in line
     assert "FAILURE" in result.lines[-1]
 
@@ -156,7 +117,7 @@ def test_exit_1_task_failed(quick_sim: Simulator) -> None:
 def test_exit_1_cancelled(quick_sim: Simulator) -> None:
     task = quick_sim.add_task(FAKE_KEY, quick(outcome="CANCELLED"))
     result = run([task, "--interval", "0.1"], quick_sim.base_url)
-    assert result.code == 1 and "was cancelled" in assert_one_clear_sentence(result)
+    assert result.code == 1 and "was cancelled" in result.sentence()
 
 
 BAD_INPUT = [
@@ -203,7 +164,7 @@ def test_exit_2_bad_input(quick_sim: Simulator) -> None:
         # The options' names, never the Python parameters' ("give_up_after must be ...").
         assert not re.search(r"give_up_after|not_found_grace|(?<!-)(timeout|interval) must", result.err), result.err
         assert result.code == 2, (name, result)
-        assert words in assert_one_clear_sentence(result), (name, result.err)
+        assert words in result.sentence(), (name, result.err)
         assert result.out == "", name
     assert quick_sim.requests == []  # nothing was sent
 
@@ -211,7 +172,7 @@ def test_exit_2_bad_input(quick_sim: Simulator) -> None:
 @pytest.mark.parametrize("option", ["--api-key", "--key", "--token"])
 def test_a_key_cannot_be_given_on_the_command_line(option: str) -> None:
     result = run(["abc", option, "sk-should-never-be-here"], key=FAKE_KEY, timeout=15)
-    assert result.code == 2 and f"Unrecognized option {option}; see runway-watch --help." in assert_one_clear_sentence(result)
+    assert result.code == 2 and f"Unrecognized option {option}; see runway-watch --help." in result.sentence()
     assert "sk-should" not in result.err + result.out
 
 
@@ -226,7 +187,7 @@ def test_exit_3_wrong_key() -> None:
         task = strict.add_task("the-right-key-not-secret", quick())
         result = run([task], strict.base_url, timeout=15)
     assert result.code == 3
-    assert "rejected the API key" in assert_one_clear_sentence(result)
+    assert "rejected the API key" in result.sentence()
     assert FAKE_KEY not in result.out + result.err
 
 
@@ -234,7 +195,7 @@ def test_exit_3_echoed_key_never_printed(quick_sim: Simulator) -> None:
     quick_sim.inject(Fault("echo_auth"))
     result = run(["abc", "--json"], quick_sim.base_url, timeout=15)
     assert result.code == 3
-    assert "[redacted]" in assert_one_clear_sentence(result)
+    assert "[redacted]" in result.sentence()
     assert FAKE_KEY not in result.out + result.err
     assert json.loads(result.out)["outcome"] == "error"
 
@@ -243,13 +204,13 @@ def test_exit_4_timeout(quick_sim: Simulator) -> None:
     task = quick_sim.add_task(FAKE_KEY, quick(run_for=120))
     result = run([task, "--timeout", "0.5", "--interval", "0.1"], quick_sim.base_url, timeout=15)
     assert result.code == 4
-    assert "did not finish within 0.5 s" in assert_one_clear_sentence(result)
+    assert "did not finish within 0.5 s" in result.sentence()
 
 
 def test_exit_5_not_found(quick_sim: Simulator) -> None:
     result = run(["no-such-task", "--not-found-grace", "0.3", "--interval", "0.1"], quick_sim.base_url, timeout=15)
     assert result.code == 5
-    assert "was not found after 0.3 s" in assert_one_clear_sentence(result)
+    assert "was not found after 0.3 s" in result.sentence()
     assert {r.status for r in quick_sim.requests} == {400} and len(quick_sim.requests) >= 2
 
 
@@ -257,7 +218,7 @@ def test_exit_6_server_always_503(quick_sim: Simulator) -> None:
     quick_sim.inject(Fault("server_error_json", count=10_000))
     result = run(["abc", "--give-up-after", "1"], quick_sim.base_url, timeout=20)
     assert result.code == 6
-    line = assert_one_clear_sentence(result)
+    line = result.sentence()
     assert "Gave up after" in line and "HTTP 503" in line
     assert any("retrying in" in out for out in result.lines)  # it did retry before giving up
     assert len(quick_sim.requests) >= 2
@@ -298,7 +259,7 @@ def test_bad_servers_each_give_one_sentence(closed_port: int) -> None:
         result = results[name]
         expected = 2 if name == "a bad endpoint" else 6  # a 404 HTML page is a usage error: wrong URL
         assert result.code == expected, (name, result)
-        assert words in assert_one_clear_sentence(result), (name, result.err)
+        assert words in result.sentence(), (name, result.err)
 
 
 def test_ctrl_c_stops_cleanly(quick_sim: Simulator) -> None:
@@ -338,7 +299,7 @@ def test_json_lines(quick_sim: Simulator) -> None:
     assert first["result_url"].startswith(f"{quick_sim.base_url}/media/{ok}.mp4?") and first["fail_reason"] == ""
     assert second["task_id"] == bad and second["status"] == "FAILURE" and second["result_url"] is None
     assert second["fail_reason"] == "Out of credits." and second["outcome"] == "failed"
-    assert "Out of credits." in assert_one_clear_sentence(result)  # no progress board on a non-TTY stderr
+    assert "Out of credits." in result.sentence()  # no progress board on a non-TTY stderr
 
 
 def test_json_line_for_a_task_never_seen(quick_sim: Simulator) -> None:
@@ -384,7 +345,7 @@ def test_save_that_fails_exits_6(quick_sim: Simulator, tmp_path: Path) -> None:
     quick_sim.inject(Fault("html200", path="/media/"))
     result = run([task, "--save", str(tmp_path), "--interval", "0.1"], quick_sim.base_url)
     assert result.code == 6
-    assert "not a video" in assert_one_clear_sentence(result)
+    assert "not a video" in result.sentence()
     assert os.listdir(tmp_path) == []
 
 
@@ -440,7 +401,7 @@ def test_a_download_cut_short_says_how_much_arrived(quick_sim: Simulator, tmp_pa
     quick_sim.inject(Fault("reset", path="/media/", count=10))  # half the bytes, then the connection is cut
     result = run([task, "--save", str(tmp_path) + "/"], quick_sim.base_url)
     assert result.code == 6, result
-    line = assert_one_clear_sentence(result)
+    line = result.sentence()
     assert "The download broke off after " in line and " of 3,000,000 bytes (the connection was cut)" in line, line
     assert "ChunkedEncodingError" not in result.err + result.out and "Error)" not in line
     assert os.listdir(tmp_path) == []

@@ -34,15 +34,10 @@ from runway_widgets.errors import (
 )
 from runway_widgets.simulator import RESULT_LOCATIONS, Fault, Simulator, Timeline
 from runway_widgets.snapshot import TaskState
+from helpers import FAKE_KEY, instant
 
-FAKE_KEY = "test-key-not-secret"  # the same made-up key as conftest.py
 
 HOOK = "https://example.com/hook"
-
-
-def instant(**changes: Any) -> Timeline:
-    """Every phase lasts 0 s: the first poll already sees the outcome."""
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def running(**changes: Any) -> Timeline:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY
 
 from runway_widgets import Client, GaveUpError, Outcome, PacingConfig, RequestBudget, TaskFailedError, watch
 from runway_widgets.scheduler import Scheduler
@@ -30,17 +29,10 @@ def test_a_failed_task_reports_the_progress_it_had_not_100(sim: Simulator, clien
 
 
 
-def _dead_port() -> int:
-    """A loopback port with nothing listening (connections are refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("base_url", ["dead-port", "https://nonexistent.invalid"])
-def test_a_host_that_never_answered_fails_within_15_s_with_one_sentence(base_url: str) -> None:
+def test_a_host_that_never_answered_fails_within_15_s_with_one_sentence(base_url: str, closed_port: int) -> None:
     # (.invalid never resolves -- RFC 6761 -- and the resolver says so at once, offline too.)
-    url = f"http://127.0.0.1:{_dead_port()}" if base_url == "dead-port" else base_url
+    url = f"http://127.0.0.1:{closed_port}" if base_url == "dead-port" else base_url
     host = url.split("//")[1]
     started = time.monotonic()
     handle = watch("a-task-id-of-some-length", api_key=FAKE_KEY, base_url=url, save=False)
@@ -99,3 +91,38 @@ def test_the_cometapi_notebook_stops_run_all_at_the_key_cell_with_one_sentence(
     assert error.traceback == [f"ConfigError: {error.evalue}"]  # one line, no traceback
     assert error.evalue.startswith("No API key: set the COMETAPI_KEY environment variable")
     assert all(not cell.get("outputs") for cell in code[index + 1:])  # nothing after it ran
+
+
+def test_interrupting_a_waiting_cell_in_a_real_kernel_shows_one_line(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.delenv("COMETAPI_KEY", raising=False)
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        kc.execute_interactive("%load_ext runway_widgets", timeout=60)
+        msg_id = kc.execute("%runway_watch --demo --wait")
+        errors: list[dict] = []
+        deadline = time.monotonic() + 60
+        interrupted = False
+        while time.monotonic() < deadline:
+            try:
+                msg = kc.get_iopub_msg(timeout=1)
+            except Exception:  # queue.Empty: nothing this second
+                msg = None
+            if not interrupted and time.monotonic() > deadline - 57:  # the card is up and waiting
+                km.interrupt_kernel()
+                interrupted = True
+            if msg is None or msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "error":
+                errors.append(msg["content"])
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert len(errors) == 1, errors
+        assert errors[0]["ename"] == "WatchInterrupted"  # a KeyboardInterrupt: Run All stops here
+        assert errors[0]["traceback"] == ["Interrupted: stopped watching 1 task (the server goes on with it)."]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

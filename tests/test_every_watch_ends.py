@@ -28,13 +28,10 @@ from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.watch import Watch, WatchSettings
 
-FAKE_KEY = "test-key-not-secret"
+from helpers import FAKE_KEY, communicate, instant
+
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = 65534
-
-
-def instant(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def settings(timeout: float = 30.0) -> WatchSettings:
@@ -85,14 +82,10 @@ def run_cli(sim: Simulator, args: Sequence[str], *, as_nobody: bool = False, wra
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env, cwd=cwd or "/",
                             start_new_session=True, preexec_fn=_drop_to_nobody if as_nobody else None)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        return (*communicate(proc, timeout), time.monotonic() - started)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
-    return proc.returncode, out, err, time.monotonic() - started
 
 
 @pytest.fixture

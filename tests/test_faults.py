@@ -60,19 +60,19 @@ from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.snapshot import TaskSnapshot
 from runway_widgets.views.widget import TaskCard
+from helpers import FAKE_KEY, Run, communicate, quick
 
-FAKE_KEY = "test-key-not-secret"  # made up; the simulator accepts any key
 # In-process pacing: polls every 0.1 s (interval=), error backoff 0.2-0.6 s.
 PACE = PacingConfig(min_interval=0.05, backoff_base=0.4, backoff_cap=0.6)
 RETRY = re.compile(r"retrying in \d+ s: ")
+
+
+def retry_lines(run: Run) -> list[str]:
+    """The lines of a CLI run that say it is retrying."""
+    return [line for line in run.lines if RETRY.search(line)]
 PERSISTENT = 10_000  # "count" of a fault that never stops
 CLI_GIVE_UP = 2.0  # --give-up-after of the persistent CLI runs
 OUTAGE = 20.0  # seconds the server is really down
-
-
-def quick(**changes: Any) -> Timeline:
-    """Visible at once, SUBMITTED -> QUEUED -> IN_PROGRESS -> SUCCESS in under a second."""
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0.1, "queued_for": 0.1, "run_for": 0.6, **changes})
 
 
 def running(seconds: float = 600.0) -> Timeline:
@@ -152,26 +152,6 @@ CASES = [
 # -- the CLI, as real subprocesses started together ---------------------------------------------
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    def sentence(self) -> str:
-        """The one ``runway-watch: ...`` line on stderr (and no traceback anywhere)."""
-        assert "Traceback" not in self.err and "Traceback" not in self.out, self
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, self.err
-        assert lines[0].startswith("runway-watch: ") and lines[0][-1] in ".)]", lines[0]
-        return lines[0]
-
-    def retry_lines(self) -> list[str]:
-        return [line for line in self.lines if RETRY.search(line)]
 
 
 @dataclass
@@ -185,14 +165,8 @@ class CliRun:
 
     def result(self, timeout: float = 120.0) -> Run:
         if self._result is None:
-            try:
-                out, err = self.proc.communicate(timeout=timeout)
-            finally:
-                if self.proc.poll() is None:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.communicate()
+            self._result = Run(*communicate(self.proc, timeout))
             self.ended = time.monotonic()
-            self._result = Run(self.proc.returncode, out, err)
         return self._result
 
 
@@ -284,19 +258,18 @@ def cli() -> Iterator[CliBatch]:
     try:
         for case in CASES:
             make = case.cli_fault or case.fault
-            add(f"{case.name} burst", quick(), faults=[make(2 if case.cli_fault is None else 1)])
+            add(f"{case.name} burst", quick(run_for=0.6), faults=[make(2 if case.cli_fault is None else 1)])
             if case.cli_persistent:
-                add(f"{case.name} persistent", quick(), ["--give-up-after", str(CLI_GIVE_UP)], [make(PERSISTENT)])
+                add(f"{case.name} persistent", quick(run_for=0.6), ["--give-up-after", str(CLI_GIVE_UP)], [make(PERSISTENT)])
         # The real thing: invisible for 10 s (default grace 30 s), then it runs and succeeds.
-        add("invisible 10 s", quick(invisible_for=10.0))
+        add("invisible 10 s", quick(run_for=0.6, invisible_for=10.0))
         add("never visible", Timeline(invisible_for=math.inf), ["--not-found-grace", "1"])
-        add("status goes backwards", quick(after_terminal="IN_PROGRESS"), ["--json"])
+        add("status goes backwards", quick(run_for=0.6, after_terminal="IN_PROGRESS"), ["--json"])
         # Long phases: with three dozen interpreters starting at once, a CLI's first poll
         # may come seconds after its task was created.
-        add("unknown status", quick(extra_status="WEIRD_NEW_STATE", queued_for=12.0))
-        add("unknown status forever", quick(outcome="EXPIRED"), ["--timeout", "2"])
-        add("hostile progress values", quick(progress_style="values", run_for=10.0,
-                                              progress_values=("abc", "150%", -5, None, 0.45)))
+        add("unknown status", quick(run_for=0.6, extra_status="WEIRD_NEW_STATE", queued_for=12.0))
+        add("unknown status forever", quick(run_for=0.6, outcome="EXPIRED"), ["--timeout", "2"])
+        add("hostile progress values", quick(progress_style="values", run_for=10.0, progress_values=("abc", "150%", -5, None, 0.45)))
         down = add("server down 20 s", running(), ["--give-up-after", "90"])
         outage = Outage(down.sim, down.task, running(1.0),
                         ready=lambda: sum(r.status == 200 for r in down.sim.requests_for(down.task)) >= 2).start()
@@ -315,7 +288,7 @@ def check_cli_recovered(run: Run, words: str) -> None:
     assert run.code == 0, run
     assert run.err == "" and "Traceback" not in run.out, run
     assert "waiting for the task to appear" not in run.out  # it was there all along: an error is not absence
-    retries = run.retry_lines()
+    retries = retry_lines(run)
     assert retries and any(words in line for line in retries), run.out
     assert "✓ SUCCESS" in run.lines[-1], run.out
 
@@ -324,7 +297,7 @@ def check_cli_gave_up(run: Run, words: str) -> None:
     assert run.code == 6, run
     line = run.sentence()
     assert line.startswith("runway-watch: Gave up after ") and words in line, line
-    assert run.retry_lines(), run.out  # it retried (and said so) before giving up
+    assert retry_lines(run), run.out  # it retried (and said so) before giving up
     assert "✗ gave up" in run.lines[-1], run.out
 
 
@@ -466,7 +439,7 @@ def test_server_down_for_20_s_then_back(rig: Rig) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_transient_fault(rig: Rig, cli: CliBatch, case: Case) -> None:
     burst_sim, lasting_sim = rig.sim(), rig.sim()
-    burst_task, lasting_task = burst_sim.add_task(FAKE_KEY, quick()), lasting_sim.add_task(FAKE_KEY, quick())
+    burst_task, lasting_task = burst_sim.add_task(FAKE_KEY, quick(run_for=0.6)), lasting_sim.add_task(FAKE_KEY, quick(run_for=0.6))
     burst_sim.inject(case.fault(2))
     lasting_sim.inject(case.fault(PERSISTENT))
     burst = rig.watch(burst_sim, burst_task)
@@ -506,7 +479,7 @@ def test_transient_fault(rig: Rig, cli: CliBatch, case: Case) -> None:
 def test_invisible_for_a_while_then_visible(rig: Rig, cli: CliBatch) -> None:
     """In process scaled to 2 s; the CLI run is the real 10 s (with its default 30 s grace)."""
     sim = rig.sim()
-    task = sim.add_task(FAKE_KEY, quick(invisible_for=2.0))
+    task = sim.add_task(FAKE_KEY, quick(run_for=0.6, invisible_for=2.0))
     seen = rig.watch(sim, task, not_found_grace=8.0).finish()
     check_succeeded(seen)
     waiting = [u for u in seen.updates if u.note == "waiting for the task to appear"]
@@ -551,7 +524,7 @@ def test_never_visible(rig: Rig, cli: CliBatch) -> None:
 def test_status_going_backwards_after_terminal(rig: Rig, cli: CliBatch) -> None:
     """The first terminal status stands, even though later polls read IN_PROGRESS again."""
     sim = rig.sim()
-    task = sim.add_task(FAKE_KEY, quick(after_terminal="IN_PROGRESS"))
+    task = sim.add_task(FAKE_KEY, quick(run_for=0.6, after_terminal="IN_PROGRESS"))
     seen = rig.watch(sim, task).finish()
     check_succeeded(seen)
     assert seen.handle.snapshot is not None and seen.handle.snapshot.status == "SUCCESS"
@@ -570,7 +543,7 @@ def test_status_going_backwards_after_terminal(rig: Rig, cli: CliBatch) -> None:
 def test_status_going_backwards_while_saving(rig: Rig, tmp_path: Any) -> None:
     """The signed URL expires before the download; polling again reads IN_PROGRESS: the success stands."""
     sim = rig.sim()
-    task = sim.add_task(FAKE_KEY, quick(after_terminal="IN_PROGRESS", url_ttl=1))
+    task = sim.add_task(FAKE_KEY, quick(run_for=0.6, after_terminal="IN_PROGRESS", url_ttl=1))
     sim.inject(Fault("slow", delay=2.1, path="/media/"))  # the URL is 1-2 s old when it arrives
     seen = rig.watch(sim, task, save=tmp_path).finish()
     assert isinstance(seen.error, DownloadError) and "now reads IN_PROGRESS" in str(seen.error)
@@ -583,7 +556,7 @@ def test_status_going_backwards_while_saving(rig: Rig, tmp_path: Any) -> None:
 
 def test_unknown_status_strings(rig: Rig, cli: CliBatch) -> None:
     sim = rig.sim()
-    task = sim.add_task(FAKE_KEY, quick(extra_status="WEIRD_NEW_STATE", queued_for=2.0))
+    task = sim.add_task(FAKE_KEY, quick(run_for=0.6, extra_status="WEIRD_NEW_STATE", queued_for=2.0))
     seen = rig.watch(sim, task).finish()
     check_succeeded(seen)
     weird = [u for u in seen.updates if u.snapshot is not None and u.snapshot.status == "WEIRD_NEW_STATE"]
@@ -591,7 +564,7 @@ def test_unknown_status_strings(rig: Rig, cli: CliBatch) -> None:
     assert any("WEIRD_NEW_STATE" in s for s in seen.statuses)
 
     forever = rig.sim()
-    stuck = forever.add_task(FAKE_KEY, quick(outcome="EXPIRED"))  # a fork's status we do not know
+    stuck = forever.add_task(FAKE_KEY, quick(run_for=0.6, outcome="EXPIRED"))  # a fork's status we do not know
     bounded = rig.watch(forever, stuck, timeout=1.5).finish()
     text = check_ended_red(bounded, Outcome.TIMED_OUT, WatchTimeoutError, "timed out")
     assert text == f"Task {stuck} did not finish within 1.5 s (last seen: EXPIRED 100%)."
@@ -647,7 +620,7 @@ def test_cli_survives_the_server_down_for_20_s(cli: CliBatch) -> None:
 def test_cli_stall_was_a_real_read_timeout(cli: CliBatch) -> None:
     run = cli.runs["stall past the read timeout burst"]
     result = run.result()
-    assert any("did not answer within 15 s" in line for line in result.retry_lines()), result.out
+    assert any("did not answer within 15 s" in line for line in retry_lines(result)), result.out
     # A stalled request is logged (with its arrival time) only when its stall ends.
     wait_until(lambda: len(run.sim.requests_for(run.task)) >= 2, 5, "the stalled request in the log")
     stalled, retried = sorted(run.sim.requests_for(run.task), key=lambda r: r.time)[:2]

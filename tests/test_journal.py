@@ -21,15 +21,11 @@ from runway_widgets import journal as journal_mod
 from runway_widgets.filelock import _acquire_fallback
 from runway_widgets.journal import Journal, get_journal, journal_home, journal_path
 from runway_widgets.records import TaskRecord, url_expiry
-from runway_widgets.simulator import Fault, Simulator, Timeline
+from runway_widgets.simulator import Fault, Simulator
 
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY, quick
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def quick(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0.3, "queued_for": 0.3, "run_for": 1.2, **changes})
 
 
 def lines_of(path: Path) -> list[dict[str, Any]]:
@@ -60,7 +56,7 @@ def test_the_tests_journal_is_not_in_the_real_home(journal_home: Path) -> None:
 # ---------------------------------------------------------------------- what a watch writes
 def test_a_created_and_watched_task_is_journaled_before_its_first_poll_and_as_it_moves(
         sim: Simulator, tmp_path: Path) -> None:
-    sim.set_default_timeline(quick(url_ttl=3600, queued_for=1.5))
+    sim.set_default_timeline(quick(submitted_for=0.3, run_for=1.2, url_ttl=3600, queued_for=1.5))
     task = rw.create_text_to_video("a paper boat", api_key=FAKE_KEY, base_url=sim.base_url,
                                    callback_url="https://example.com/hook", seconds=5)
     created = TaskRecord.from_dict(get_journal().tasks()[(sim.base_url, task)])
@@ -93,7 +89,7 @@ def test_a_created_and_watched_task_is_journaled_before_its_first_poll_and_as_it
 
 
 def test_a_failure_records_its_reason_and_code(sim: Simulator) -> None:
-    task = sim.add_task(FAKE_KEY, quick(outcome="FAILURE", fail_reason="Moderation said no.", fail_code="SAFETY.X"))
+    task = sim.add_task(FAKE_KEY, quick(submitted_for=0.3, queued_for=0.3, run_for=1.2, outcome="FAILURE", fail_reason="Moderation said no.", fail_code="SAFETY.X"))
     handle = rw.watch(task, api_key=FAKE_KEY, base_url=sim.base_url, interval=0.1)
     with pytest.raises(rw.TaskFailedError):
         handle.wait(20)
@@ -103,7 +99,7 @@ def test_a_failure_records_its_reason_and_code(sim: Simulator) -> None:
 
 
 def test_a_superseded_watch_does_not_overwrite_its_successor(sim: Simulator) -> None:
-    task = sim.add_task(FAKE_KEY, quick(run_for=30))
+    task = sim.add_task(FAKE_KEY, quick(submitted_for=0.3, queued_for=0.3, run_for=30))
     first = rw.watch(task, api_key=FAKE_KEY, base_url=sim.base_url, interval=0.2)
     second = rw.watch(task, api_key=FAKE_KEY, base_url=sim.base_url, interval=0.2)
     assert first.done() and "Superseded" in str(first.error)
@@ -295,7 +291,7 @@ def test_an_unwritable_home_warns_once_and_the_watch_goes_on(sim: Simulator, tmp
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("RUNWAY_WIDGETS_HOME", str(blocker / "home"))  # NotADirectoryError, even for root
-    tasks = [sim.add_task(FAKE_KEY, quick()) for _ in range(2)]
+    tasks = [sim.add_task(FAKE_KEY, quick(submitted_for=0.3, queued_for=0.3, run_for=1.2)) for _ in range(2)]
     with caplog.at_level(logging.WARNING, logger="runway_widgets"):
         handles = [rw.watch(t, api_key=FAKE_KEY, base_url=sim.base_url, interval=0.1, save=str(tmp_path / "v") + os.sep)
                    for t in tasks]
@@ -363,7 +359,7 @@ def test_a_read_only_home_as_a_non_root_user(sim: Simulator) -> None:
         home.chmod(0o555)
         (home / "tasks.jsonl").chmod(0o444)
         videos.chmod(0o777)
-        tasks = [sim.add_task("sk-test-123", quick()) for _ in range(2)]
+        tasks = [sim.add_task("sk-test-123", quick(submitted_for=0.3, queued_for=0.3, run_for=1.2)) for _ in range(2)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMETAPI_")}
         env.update(RUNWAY_WIDGETS_HOME=str(home), HOME=str(root), PYTHONDONTWRITEBYTECODE="1")
         as_root = os.geteuid() == 0

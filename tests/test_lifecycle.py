@@ -33,13 +33,9 @@ from runway_widgets import Client, Outcome, RequestBudget, watch
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Simulator, Timeline
 from throttle import Throttle, slow_task
+from helpers import FAKE_KEY, part_file_growing, stop_group
 
-FAKE_KEY = "test-key-not-secret"  # made up; the simulator accepts any key
 BIG = 200_000_000  # bytes of synthetic video: minutes through the relay
-
-
-def instant(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def ours() -> list[str]:
@@ -97,15 +93,6 @@ def interrupt_when(predicate: Callable[[], bool], timeout: float = 30.0) -> thre
     thread = threading.Thread(target=run, name="test-interrupter", daemon=True)
     thread.start()
     return thread
-
-
-def part_file_growing(folder: Path, at_least: int = 1_000_000) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return any(p.name.endswith(".part") and p.stat().st_size >= at_least for p in folder.iterdir())
-        except OSError:  # the folder does not exist yet, or the file just went
-            return False
-    return check
 
 
 
@@ -202,13 +189,7 @@ def remote_sim() -> Iterator[str]:
         assert first.startswith("Runway simulator listening on "), first
         yield first.split()[-1]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_group(proc)
         proc.stdout.close() if proc.stdout else None
         proc.stderr.close() if proc.stderr else None
 

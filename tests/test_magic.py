@@ -18,8 +18,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import runway_widgets
 from runway_widgets.simulator import Simulator, Timeline
+from helpers import FAKE_KEY
 
-FAKE_KEY = "test-key-not-secret"  # made up; the simulator accepts any key
 
 
 
@@ -244,3 +244,18 @@ def test_the_no_key_message_fits_where_it_appears(shell: InteractiveShell, monke
     with pytest.raises(UsageError) as inside:
         shell.run_line_magic("runway_watch", "abc-def")
     assert "Colab secret named COMETAPI_KEY" in str(inside.value) and "%runway_watch --demo" in str(inside.value)
+
+
+def test_unloading_closes_the_cached_clients(shell: InteractiveShell, sim: Simulator) -> None:
+    task = sim.add_task(FAKE_KEY, Timeline.fast())
+    handle = shell.run_line_magic("runway_watch", task)
+    assert handle.done() and runway_widgets.get_client() is handle.client  # cached, shared
+    shell.run_line_magic("unload_ext", "runway_widgets")
+    try:
+        with pytest.raises(runway_widgets.TransportError, match="closed"):
+            handle.client.fetch(task)  # its connection pool is gone
+        assert runway_widgets.get_client() is not handle.client  # the next use gets a fresh one
+        with pytest.raises(KeyError):  # the display formatter no longer knows the Watch type either
+            shell.display_formatter.ipython_display_formatter.lookup_by_type(runway_widgets.Watch)
+    finally:
+        shell.run_line_magic("load_ext", "runway_widgets")  # the fixture unloads it again

@@ -25,7 +25,8 @@ from runway_widgets.download import save_video
 from runway_widgets.simulator import Simulator, Timeline
 from throttle import Throttle, slow_task
 
-FAKE_KEY = "test-key-not-secret"
+from helpers import FAKE_KEY, communicate, part_file_growing
+
 
 
 @pytest.fixture
@@ -44,15 +45,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
-
-
-def part_growing(folder: Path, at_least: int = 1_000_000) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return any(p.name.endswith(".part") and p.stat().st_size >= at_least for p in folder.iterdir())
-        except OSError:  # the folder does not exist yet, or the file just went
-            return False
-    return check
 
 
 def part_size(folder: Path) -> int:
@@ -74,16 +66,6 @@ def start(argv: list[str], sim: Simulator) -> subprocess.Popen[str]:
                             env=env_for(sim), start_new_session=True)
 
 
-def ended(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    return proc.returncode, out, err
-
-
 # -- the CLI and scripts --------------------------------------------------------------------------------------------
 
 
@@ -94,10 +76,10 @@ def test_cli_terminated_mid_download_leaves_no_partial_file(sim: Simulator, slow
     proc = start([sys.executable, "-m", "runway_widgets.cli", slow_video, "--interval", "0.1",
                   "--save", f"{folder}{os.sep}"], sim)
     try:
-        wait_until(part_growing(folder), 30, "the download to start")
+        wait_until(part_file_growing(folder), 30, "the download to start")
         sent = time.monotonic()
         proc.send_signal(signum)
-        code, out, err = ended(proc, 10)
+        code, out, err = communicate(proc, 10)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
@@ -139,7 +121,7 @@ def test_interpreter_exit_mid_download_leaves_no_partial_file(sim: Simulator, sl
                                                               tmp_path: Path) -> None:
     folder = tmp_path / "exit"
     proc = run_script(sim, slow_video, folder, "exit")
-    code, out, err = ended(proc, 40)
+    code, out, err = communicate(proc, 40)
     assert code == 0, (out, err)
     assert out.split() == ["runway_widgets.partials"]  # the handler is ours while saving
     assert leftovers(folder) == []
@@ -149,9 +131,9 @@ def test_a_programs_own_sigterm_handler_still_decides(sim: Simulator, slow_video
     folder = tmp_path / "own"
     proc = run_script(sim, slow_video, folder, "own-handler")
     try:
-        wait_until(part_growing(folder), 30, "the download to start")
+        wait_until(part_file_growing(folder), 30, "the download to start")
         proc.send_signal(signal.SIGTERM)
-        code, out, err = ended(proc, 10)
+        code, out, err = communicate(proc, 10)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -163,13 +145,13 @@ def test_an_ignored_sighup_stays_ignored(sim: Simulator, slow_video: str, tmp_pa
     folder = tmp_path / "nohup"
     proc = run_script(sim, slow_video, folder, "nohup")
     try:
-        wait_until(part_growing(folder), 30, "the download to start")
+        wait_until(part_file_growing(folder), 30, "the download to start")
         proc.send_signal(signal.SIGHUP)
         before = part_size(folder)
         wait_until(lambda: part_size(folder) > before + 1_000_000, 10, "the download to go on after SIGHUP")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        code, out, err = ended(proc, 10)
+        code, out, err = communicate(proc, 10)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -183,7 +165,7 @@ def test_no_handler_is_installed_at_import_or_without_a_save(sim: Simulator) -> 
             "rw.watch(sys.argv[1], interval=0.1).wait(timeout=20)\n"
             "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, signal.getsignal(signal.SIGHUP) is signal.SIG_DFL)\n")
     task = sim.add_task(FAKE_KEY, Timeline(invisible_for=0, submitted_for=0, queued_for=0, run_for=0.2))
-    result, out, err = ended(start([sys.executable, "-c", code, task], sim), 40)
+    result, out, err = communicate(start([sys.executable, "-c", code, task], sim), 40)
     assert result == 0, err
     assert out.splitlines() == ["True True"] * 2
 
@@ -215,7 +197,7 @@ def test_kernel_ended_mid_download_leaves_no_partial_file(sim: Simulator, slow_v
             f"%load_ext runway_widgets\nh = %runway_watch {slow_video} --background --interval 0.1 --save {folder}/",
             timeout=60, output_hook=keep)
         assert reply["content"]["status"] == "ok", errors
-        wait_until(part_growing(folder), 30, "the download to start in the kernel")
+        wait_until(part_file_growing(folder), 30, "the download to start in the kernel")
         process = km.provisioner.process  # type: ignore[union-attr]
         started = time.monotonic()
         if how == "restart":

@@ -21,8 +21,8 @@ import runway_widgets as rw
 from runway_widgets import config
 from runway_widgets.errors import ConfigError
 from runway_widgets.simulator import Simulator, Timeline
+from helpers import FAKE_KEY
 
-FAKE_KEY = "test-key-not-secret"
 
 
 @pytest.fixture(autouse=True)

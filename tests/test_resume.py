@@ -18,15 +18,11 @@ import runway_widgets as rw
 from runway_widgets.journal import Journal, get_journal, journal_path
 from runway_widgets.records import TaskRecord, iso_time
 from runway_widgets.resuming import resumable
-from runway_widgets.simulator import Simulator, Timeline
+from runway_widgets.simulator import Simulator
 
-from conftest import FAKE_KEY
+from helpers import FAKE_KEY, communicate, quick
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def quick(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0.2, "queued_for": 0.2, "run_for": 1.0, **changes})
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -120,7 +116,7 @@ def test_resume_picks_up_unfinished_tasks_and_skips_live_demo_and_finished(sim: 
     url = sim.base_url
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
-        died, created, live, finished, demo = (sim.add_task(FAKE_KEY, quick()) for _ in range(5))
+        died, created, live, finished, demo = (sim.add_task(FAKE_KEY, quick(submitted_for=0.2, queued_for=0.2, run_for=1.0)) for _ in range(5))
         host = os.uname().nodename
         save = str(tmp_path / "videos") + os.sep
         write([
@@ -164,7 +160,7 @@ def test_resume_in_the_shell_shows_a_board(shell: Any, sim: Simulator, tmp_path:
                                            capsys: pytest.CaptureFixture[str]) -> None:
     shell.run_line_magic("runway_watch", "--resume")
     assert "Nothing to resume" in capsys.readouterr().out
-    task = sim.add_task(FAKE_KEY, quick())
+    task = sim.add_task(FAKE_KEY, quick(submitted_for=0.2, queued_for=0.2, run_for=1.0))
     write([{"task_id": task, "base_url": sim.base_url, "outcome": "watching", "pid": dead_pid(),
             "hostname": os.uname().nodename, "save": str(tmp_path) + os.sep}])
     shell.user_ns["__vsc_ipynb_file__"] = "/home/u/boats.ipynb"  # what VS Code's kernel sets
@@ -178,7 +174,7 @@ def test_resume_in_the_shell_shows_a_board(shell: Any, sim: Simulator, tmp_path:
     assert (tmp_path / f"{task}.mp4").stat().st_size > 0
     record = journal_record(sim.base_url, task)
     assert record is not None and record.outcome == "succeeded" and record.origin == "/home/u/boats.ipynb"
-    other = sim.add_task(FAKE_KEY, quick())
+    other = sim.add_task(FAKE_KEY, quick(submitted_for=0.2, queued_for=0.2, run_for=1.0))
     shell.run_line_magic("runway_watch", f"{other} --interval 0.1")
     assert journal_record(sim.base_url, other).origin == "ipython"  # type: ignore[union-attr]
 
@@ -191,18 +187,8 @@ def cli(args: list[str], base_url: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env, start_new_session=True)
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    return proc.returncode, out, err
-
-
 def test_cli_killed_with_sigterm_then_resume_json_finishes_it(sim: Simulator, tmp_path: Path) -> None:
-    task = sim.add_task(FAKE_KEY, quick(run_for=6.0))
+    task = sim.add_task(FAKE_KEY, quick(submitted_for=0.2, queued_for=0.2, run_for=6.0))
     videos = tmp_path / "videos"
     proc = cli([task, "--save", f"{videos}/", "--interval", "0.2"], sim.base_url)
     try:
@@ -219,7 +205,7 @@ def test_cli_killed_with_sigterm_then_resume_json_finishes_it(sim: Simulator, tm
     assert not list(videos.glob("*.mp4"))  # killed before the task finished
     polls_before = len(sim.requests_for(task))
 
-    code, out, err = finish(cli(["--resume", "--json", "--base-url", sim.base_url, "--interval", "0.2"],
+    code, out, err = communicate(cli(["--resume", "--json", "--base-url", sim.base_url, "--interval", "0.2"],
                                 sim.base_url))
     assert code == 0, err
     [line] = [json.loads(x) for x in out.splitlines()]
@@ -230,11 +216,11 @@ def test_cli_killed_with_sigterm_then_resume_json_finishes_it(sim: Simulator, tm
     final = journal_record(sim.base_url, task)
     assert final is not None and final.outcome == "succeeded" and final.origin == "cli"
 
-    code, out, err = finish(cli(["--resume", "--json"], sim.base_url))  # nothing left to do
+    code, out, err = communicate(cli(["--resume", "--json"], sim.base_url))  # nothing left to do
     assert (code, out) == (0, "") and "Nothing to resume" in err
-    code, _, err = finish(cli(["--resume", task], sim.base_url))
+    code, _, err = communicate(cli(["--resume", task], sim.base_url))
     assert code == 2 and "do not pass task ids" in err
-    code, _, err = finish(cli([task, "--include-live"], sim.base_url))
+    code, _, err = communicate(cli([task, "--include-live"], sim.base_url))
     assert code == 2 and "--include-live only goes with --resume" in err
 
 
@@ -307,7 +293,7 @@ def test_kernel_restart_mid_watch_then_magic_resume_finishes_and_saves(sim: Simu
                                                                         now: bool) -> None:
     from kernel_envs import _DROP
 
-    task = sim.add_task(FAKE_KEY, quick(run_for=8.0))
+    task = sim.add_task(FAKE_KEY, quick(submitted_for=0.2, queued_for=0.2, run_for=8.0))
     work = tmp_path / "work"
     (work / "ipython").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in _DROP}

@@ -6,11 +6,13 @@ client run against the simulator elsewhere); this file is about timing and decis
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Callable, Iterator
 
 import pytest
 
+from runway_widgets import watch
 from runway_widgets.budget import RequestBudget
 from runway_widgets.errors import (
     AuthenticationError,
@@ -25,7 +27,10 @@ from runway_widgets.errors import (
 from runway_widgets.policy import PacingConfig
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.snapshot import TaskSnapshot, parse_task
+from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.watch import Outcome, Watch, WatchSettings, WatchUpdate
+
+from helpers import FAKE_KEY
 from runway_widgets.workers import InlineExecutor
 
 
@@ -335,6 +340,31 @@ def test_process_wide_budget_is_configurable() -> None:
         assert get_scheduler().budget.rate == 25.0  # and so does the next one
         with pytest.raises(ValueError):
             set_request_budget(0)
+    finally:
+        set_request_budget(10.0, 10.0)
+        shutdown_scheduler()
+
+
+def test_a_new_budget_keeps_a_running_429_pause_and_the_reduced_rate(sim: Simulator) -> None:
+    from runway_widgets.scheduler import get_scheduler, set_request_budget, shutdown_scheduler
+
+    try:
+        set_request_budget(10.0, 10.0)
+        task = sim.add_task(FAKE_KEY, Timeline(queued_for=60))
+        sim.inject(Fault("rate_limit", retry_after="30"))
+        handle = watch(task, api_key=FAKE_KEY, base_url=sim.base_url, interval=0.1, save=False)
+        sched = get_scheduler()
+        deadline = time.monotonic() + 10
+        while sched.rate_limited == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sched.rate_limited == 1 and sched.budget.rate == 5.0  # paused, rate halved
+        set_request_budget(20.0)
+        budget = get_scheduler().budget
+        assert budget.paused_until > sched.clock() + 25 and budget.rate == 10.0 and budget.configured_rate == 20.0
+        before = len(sim.requests_for(task))
+        time.sleep(1.0)
+        assert len(sim.requests_for(task)) == before  # still paused: nothing was sent
+        handle.stop()
     finally:
         set_request_budget(10.0, 10.0)
         shutdown_scheduler()

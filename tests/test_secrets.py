@@ -58,15 +58,12 @@ from runway_widgets.views.card import board_html, card_html
 from runway_widgets.views.terminal import TerminalBoard
 from runway_widgets.views.text import summary_line
 from runway_widgets.views.widget import TaskCard
+from helpers import quick
 
 KEY = "sentinel-KEY-5a1e7c0ffee"  # made up; never a real key
 TAIL = "5a1e7c0ffee"  # its distinctive part: a truncated or re-cased echo is caught too
 PACE = PacingConfig(min_interval=0.05, backoff_base=0.2, backoff_cap=0.4)
 PERSISTENT = 10_000
-
-
-def quick(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0.1, "queued_for": 0.1, "run_for": 0.3, **changes})
 
 
 def assert_clean(text: str, where: str) -> None:

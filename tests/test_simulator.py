@@ -26,15 +26,11 @@ from runway_widgets.simulator.faults import HUGE_SIZE, FaultQueue
 from runway_widgets.simulator.handler import MAX_BODY
 from runway_widgets.simulator.media import DEMO_PATH, RangeNotSatisfiable, parse_range
 from runway_widgets.simulator.render import feed_task
+from helpers import instant
 
 SIM_DIR = Path(__file__).resolve().parents[1] / "runway_widgets" / "simulator"
 KEY = "sk-test-owner"
 OTHER_KEY = "sk-test-intruder"
-
-
-def instant(**changes: Any) -> Timeline:
-    """A timeline whose every phase lasts 0 s: the first poll already sees the outcome."""
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 INSTANT = instant()

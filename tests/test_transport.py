@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -26,13 +25,11 @@ import pytest
 
 from runway_widgets import Client, Outcome, TransportError, watch
 from runway_widgets.errors import BadRequestError
-from runway_widgets.simulator import Fault, Simulator, Timeline
+from runway_widgets.simulator import Fault, Simulator
+
+from helpers import communicate, instant
 
 KEY = "sentinel-KEY-5a1e7c0ffee"  # made up
-
-
-def instant(**changes: Any) -> Timeline:
-    return Timeline(**{"invisible_for": 0, "submitted_for": 0, "queued_for": 0, "run_for": 0, **changes})
 
 
 def one_sentence(error: BaseException) -> str:
@@ -48,14 +45,9 @@ def cli(args: list[str], env_extra: dict[str, str], timeout: float = 30.0) -> tu
     env.update(PYTHONIOENCODING="utf-8", COMETAPI_KEY=KEY, **env_extra)
     proc = subprocess.Popen([sys.executable, "-m", "runway_widgets.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+    code, out, err = communicate(proc, timeout)
     assert "Traceback" not in err and KEY not in out + err
-    return proc.returncode, out, err
+    return code, out, err
 
 
 class Recorder:

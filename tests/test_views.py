@@ -8,7 +8,7 @@ import io
 import pytest
 
 from runway_widgets.snapshot import parse_task
-from runway_widgets.views.card import board_html, card_html, elapsed_words, eta_words, status_html, video_html
+from runway_widgets.views.card import GRID_CELL, board_html, card_html, elapsed_words, eta_words, status_html, video_html
 from runway_widgets.views.terminal import TerminalBoard
 from runway_widgets.views.widget import TaskBoard, TaskCard
 from runway_widgets.watch import Outcome, WatchUpdate
@@ -177,13 +177,13 @@ def test_several_finished_videos_make_a_compact_board(monkeypatch: pytest.Monkey
     ids = ["v-1", "v-2", "v-3"]
     finished = [WatchUpdate(t, Outcome.SUCCEEDED, ok, 1.0, 1) for t in ids]
     page = board_html(finished)
-    assert "display:grid" in page and "minmax(300px" in page and page.count("<video") == 3
+    assert "display:grid" in page and f"minmax({GRID_CELL}px" in page and page.count("<video") == 3
     board = TaskBoard(ids)
     for update in finished[:2]:
         board.render(update)
     assert board.grid.layout.display != "grid"  # still running: one card a row
     board.render(finished[2])
-    assert board.grid.layout.display == "grid" and "300px" in board.grid.layout.grid_template_columns
+    assert board.grid.layout.display == "grid" and f"{GRID_CELL}px" in board.grid.layout.grid_template_columns
     # A single card keeps its full-size player; a board with one video stays a column.
     assert 'width="480"' in card_html(finished[0]) and "display:grid" not in board_html(finished[:1])
     one_failed = [finished[0], WatchUpdate("v-2", Outcome.FAILED, parse_task({"task_id": "x", "status": "FAILURE"}), 1.0, 1)]

@@ -32,7 +32,7 @@ COLORS = {
 }
 
 VIDEO_WIDTH = 480  # px: readable in a notebook column, shrinks on narrow screens
-GRID_CELL = 300  # px: the narrowest column of a compact board (2-3 per row in a notebook)
+GRID_CELL = 280  # px: the narrowest column of a compact board (3 per row from 900 px, 2 below)
 #: A board of finished videos lays its cards out in a grid: the players shrink to the column.
 GRID_STYLE = f"display:grid;grid-template-columns:repeat(auto-fill,minmax({GRID_CELL}px,1fr));column-gap:12px"
 
