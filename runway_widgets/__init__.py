@@ -117,13 +117,13 @@ def gallery(items: Any) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext runway_widgets``: register the magics (IPython is imported only now)."""
-    from .magic import load_ipython_extension as load
+    from .extension import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext runway_widgets``: stop every watch and the poller thread."""
-    from .magic import unload_ipython_extension as unload
+    from .extension import unload_ipython_extension as unload
 
     unload(ipython)

@@ -20,16 +20,14 @@ from . import api
 from .config import KEY_ENV, default_save, missing_key_help, resolve_key, validate_task_id
 from .errors import RunwayWidgetsError
 from .options import WATCH_OPTIONS, check_combination, magic_options, usage_sentence, watch_settings
-from .cellcontext import track_cell_context, untrack_cell_context
-from .notebook import NotebookView, WatchList, colab_secret, display_watch, in_colab, in_kernel
+from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
 from .providers import choose_provider
-from .scheduler import shutdown_scheduler
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
 from .views.widget import require_ipywidgets
 from .watch import Watch
 
-__all__ = ["RunwayMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["RunwayMagics", "WatchInterrupted"]
 
 
 class WatchInterrupted(KeyboardInterrupt):
@@ -284,28 +282,3 @@ def _is_bare_statement(shell: Any, magic: str = "runway_watch") -> bool:
              and node.args[0].value == magic]
     bare = [node.value for node in ast.walk(tree) if isinstance(node, ast.Expr)]
     return bool(calls) and all(any(call is b for b in bare) for call in calls)
-
-
-def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics and how a :class:`Watch` displays (idempotent: loading twice registers once)."""
-    from .generate_magic import GenerateMagics
-
-    ipython.register_magics(RunwayMagics)
-    ipython.register_magics(GenerateMagics)
-    track_cell_context(ipython)
-    # The watch module knows nothing of IPython: its card is this formatter's business, so
-    # a handle evaluated in a later cell (``h``) shows its card again.
-    ipython.display_formatter.ipython_display_formatter.for_type(Watch, display_watch)
-
-
-def unload_ipython_extension(ipython: Any) -> None:
-    """Stop every watch, the poller thread and the demo simulator (``%reload_ext`` does this too)."""
-    from .demo import stop_demo
-
-    untrack_cell_context(ipython)
-    ipython.display_formatter.ipython_display_formatter.pop(Watch, None)
-    api.stop_all("The extension was unloaded.")
-    shutdown_scheduler()
-    api.shutdown_downloads()
-    api.close_clients()
-    stop_demo()

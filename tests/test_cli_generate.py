@@ -9,7 +9,8 @@ from typing import Iterator
 import pytest
 
 from runway_widgets.simulator import Simulator
-from test_cli import assert_one_clear_sentence, quick, run
+from helpers import quick
+from test_cli import run
 
 IMAGE_URL = "https://images.example.com/boat.png"
 
@@ -34,7 +35,7 @@ def test_generate_from_an_image_and_watch(quick_sim: Simulator, tmp_path: Path) 
 
 def test_compare_creates_the_product_and_the_guard_counts(quick_sim: Simulator) -> None:
     result = run(["generate", "a", "b", "c", "--seed", "1", "2", "--image", IMAGE_URL], quick_sim.base_url)
-    line = assert_one_clear_sentence(result)
+    line = result.sentence()
     assert result.code == 2 and "would create 6 tasks" in line and quick_sim.requests == []
     result = run(["generate", "a", "b", "--seed", "1", "2", "--image", IMAGE_URL], quick_sim.base_url)
     assert result.code == 0 and result.out.count("Created ") == 4 and len(quick_sim.created_bodies) == 4
@@ -49,7 +50,7 @@ def test_compare_creates_the_product_and_the_guard_counts(quick_sim: Simulator) 
 ])
 def test_bad_input_exit_2_nothing_sent(quick_sim: Simulator, args: list[str], words: str) -> None:
     result = run(args, quick_sim.base_url)
-    assert result.code == 2 and words in assert_one_clear_sentence(result).replace("runway-watch: ", "")
+    assert result.code == 2 and words in result.sentence().replace("runway-watch: ", "")
     assert quick_sim.requests == []
 
 

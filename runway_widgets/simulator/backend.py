@@ -8,13 +8,28 @@ the imports run one way, server -> handler -> routes -> backend.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from email.message import Message
 from typing import Any, Protocol
 
 from .faults import Fault
 from .media import MediaSigner
 from .timeline import Timeline
 
-__all__ = ["Backend"]
+__all__ = ["ApiRequest", "Backend"]
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """What routing needs to know about a request."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    key: str | None
+    key_ok: bool
 
 
 class Backend(Protocol):
@@ -47,6 +62,10 @@ class Backend(Protocol):
     def _key_accepted(self, key: str | None) -> bool: ...
 
     def _create_http(self, key: str, action: str) -> str: ...
+
+    def _runway_key_accepted(self, key: str | None) -> bool: ...
+
+    def _remember_body(self, path: str, task_id: str, body: dict[str, Any]) -> None: ...
 
     def _poll(self, task_id: str, key: str) -> tuple[Any, dict[str, Any], str | None] | None: ...
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
-from .backend import Backend
+from .backend import ApiRequest, Backend
 from .faults import Fault
 from .media import demo_bytes, demo_reader, media_response, synthetic_chunks
 from .render import feed_envelope, feed_task, official_task
@@ -33,19 +31,6 @@ CREATE_PATHS = {
     "/runway/pro/video2video": ("video",),
     "/runway/pro/act_one": ("video", "image"),
 }
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """What routing needs to know about a request."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Message
-    body: bytes
-    key: str | None
-    key_ok: bool
 
 
 def bearer_key(authorization: str | None) -> str | None:

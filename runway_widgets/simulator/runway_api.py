@@ -22,8 +22,7 @@ from .render import official_task
 from .responses import Response, gateway_error, json_response
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .routes import ApiRequest
-    from .server import Simulator
+    from .backend import ApiRequest, Backend
 
 __all__ = ["MIRROR_PREFIX", "RUNWAY_PREFIX", "is_runway_format", "route_runway_format", "check_body", "IMAGE_DATA_MAX"]
 
@@ -57,7 +56,7 @@ def _runway_error(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 
 
-def route_runway_format(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def route_runway_format(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     """Answer a Runway-format request (the caller checked :func:`is_runway_format`)."""
     own = req.path.startswith(RUNWAY_PREFIX)
     if own:
@@ -86,7 +85,7 @@ def route_runway_format(sim: Simulator, req: ApiRequest) -> tuple[Response, str 
     return json_response(200, {"id": task_id}), task_id
 
 
-def _poll(sim: Simulator, req: ApiRequest) -> tuple[Response, str | None]:
+def _poll(sim: Backend, req: ApiRequest) -> tuple[Response, str | None]:
     task_id = urllib.parse.unquote(req.path[len(RUNWAY_TASKS):])
     assert req.key is not None
     found = sim._poll(task_id, req.key) if task_id and "/" not in task_id else None
