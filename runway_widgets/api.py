@@ -16,6 +16,7 @@ from .client import Client
 from .config import Secret, resolve_base_url, resolve_key, validate_task_id
 from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
+from .gateways import get_gateways
 from .policy import PacingConfig
 from .scheduler import Scheduler, get_scheduler
 from .snapshot import TaskSnapshot
@@ -118,7 +119,7 @@ def watch(
     settings = WatchSettings(timeout=float(timeout), not_found_grace=float(not_found_grace),
                              give_up_after=float(give_up_after), pacing=config)
     sched = scheduler or get_scheduler()
-    handle = Watch(task_id, client, settings, clock=sched.clock)
+    handle = Watch(task_id, client, settings, clock=sched.clock, gateway=get_gateways().get(client.base_url))
     if save is True:
         save = DEFAULT_SAVE_DIR
     if save is not None and save is not False:

@@ -22,6 +22,7 @@ from .errors import (
     WatchStoppedError,
     WatchTimeoutError,
 )
+from .gateways import Gateway
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
 from .snapshot import TaskSnapshot, TaskState
 from .updates import Outcome, WatchSettings, WatchUpdate
@@ -45,6 +46,7 @@ class Watch:
         settings: WatchSettings,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         import random
 
@@ -59,6 +61,8 @@ class Watch:
         self.started = clock()
         self.deadline = self.started + settings.timeout
         self._pacer = PacerState()
+        # What is learnt of the gateway's ticks, shared with every watch of its base URL.
+        self.gateway = gateway if gateway is not None else Gateway(client.base_url)
         self._snapshot: TaskSnapshot | None = None
         self._outcome = Outcome.WATCHING
         self._error: RunwayWidgetsError | None = None
@@ -190,12 +194,11 @@ class Watch:
             if snapshot is not None:
                 self._errors_since, self._consecutive_errors, self._note = None, 0, ""
                 self._snapshot = snapshot
-                self._pacer = observe(self._pacer, snapshot.state, snapshot.progress, sent, now,
-                                      settings.pacing.refresh_period, snapshot.status)
+                self._pacer = observe(self._pacer, snapshot, settings.pacing, sent, now)
                 if snapshot.is_terminal:
                     finish = self._terminal(snapshot)
                 else:
-                    delay = next_delay(self._pacer, settings.pacing, now, self._rand())
+                    delay = self._next_delay(now)
             elif isinstance(error, TaskNotFoundError) and self._snapshot is None:
                 if now - self.started >= settings.not_found_grace:
                     finish = (Outcome.NOT_FOUND, TaskNotFoundError(
@@ -203,7 +206,7 @@ class Watch:
                         "check the id and that it was created with this API key.", error.status_code), "")
                 else:
                     self._pacer = observe_absent(self._pacer, sent, now)
-                    delay = next_delay(self._pacer, settings.pacing, now, self._rand())
+                    delay = self._next_delay(now)
                     self._note = "waiting for the task to appear"
             elif error is not None and error.transient:
                 self._consecutive_errors += 1
@@ -230,6 +233,16 @@ class Watch:
         assert update is not None
         self._publish(update)
         return delay
+
+    def _next_delay(self, now: float) -> float:
+        """The pacing delay after a normal answer, learning from it first (under the lock)."""
+        pacer, pacing = self._pacer, self.settings.pacing
+        if pacer.changed and pacer.change is not None and pacing.refresh_period > 0:
+            cadence = self.gateway.record(pacer.change, pacer.previous_change, pacing.refresh_period)
+        else:
+            cadence = self.gateway.cadence
+        crowd = self.gateway.touch(id(self), now)
+        return next_delay(pacer, pacing, now, self._rand(), cadence, crowd)
 
     def _terminal(self, snapshot: TaskSnapshot) -> tuple[Outcome, RunwayWidgetsError | None, str]:
         if snapshot.state is TaskState.SUCCEEDED:
@@ -276,7 +289,7 @@ class Watch:
 
     def _make_update(self) -> WatchUpdate:
         now = self._clock() if self._ended_at is None else self._ended_at
-        eta = estimate_finish(self._pacer)
+        eta = estimate_finish(self._pacer, self.gateway.cadence)
         return WatchUpdate(
             task_id=self.task_id,
             outcome=self._outcome,

@@ -65,6 +65,18 @@ def media_requests(sim: Simulator, task_id: str) -> list[Any]:
 # -- outcomes -------------------------------------------------------------------------------
 
 
+@pytest.mark.sim_options(refresh_period=0.5)
+def test_watches_of_one_gateway_share_what_they_learn_of_its_refresh_loop(sim: Simulator, client: Client) -> None:
+    # The simulator refreshes every task in one loop, every 0.5 s: two changes of one task
+    # 0.5 s apart prove the gateway refreshes too fast to aim at (continuous, for pacing),
+    # and both watches of the base URL hold that one finding.
+    first = watch(sim.add_task(FAKE_KEY, quick(run_for=1.2)), client=client, interval=0.1)
+    second = watch(sim.add_task(FAKE_KEY, quick(run_for=1.2)), client=client, interval=0.1)
+    assert first.gateway is second.gateway and first.gateway.base_url == sim.base_url
+    assert first.wait(10).succeeded and second.wait(10).succeeded
+    assert first.gateway.cadence.continuous
+
+
 def test_success_with_result_url(sim: Simulator, client: Client) -> None:
     task = sim.add_task(FAKE_KEY, quick(invisible_for=0.2))
     handle = watch(task, client=client, interval=0.1)
