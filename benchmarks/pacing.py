@@ -53,7 +53,7 @@ import _common as common  # noqa: E402
 
 from runway_widgets.budget import RequestBudget  # noqa: E402
 from runway_widgets.gateways import Gateway  # noqa: E402
-from runway_widgets.policy import PacerState, PacingConfig, next_delay, observe, observe_absent  # noqa: E402
+from runway_widgets.policy import PacerState, PacingConfig, next_delay, observe, observe_absent, period_bound  # noqa: E402
 from runway_widgets.snapshot import TaskSnapshot, parse_task  # noqa: E402
 
 PERIODS: Tuple[Tuple[str, float], ...] = (
@@ -178,7 +178,7 @@ def ours(tasks: Sequence[Task], gate: Gate, rng: random.Random, config: PacingCo
             raise RuntimeError(f"ours did not finish within {MAX_POLLS} polls: {task}")
         pacer = pacers[i]  # as Watch._next_delay does it
         if pacer.changed and pacer.change is not None and config.refresh_period > 0:
-            cadence = gateway.record(pacer.change, pacer.previous_change, config.refresh_period)
+            cadence = gateway.record(pacer.change, period_bound(pacer), config.refresh_period)
         else:
             cadence = gateway.cadence
         crowd = gateway.touch(i, t)

@@ -36,12 +36,14 @@ Bracket = Tuple[float, float]  # (lo, hi]: a tick fell after lo and at or before
 
 MIN_PERIOD = 3.0  # s: ticks closer than this are as good as continuous for pacing
 MAX_PERIOD = 120.0  # s: longer refresh loops are not looked for
+FAST_PERIOD = 8.0  # s: a gateway known to tick at least this often is paced like a continuous one
 _KEEP = 32  # brackets kept per gateway: enough for the period, flat memory
 _SLACK = 0.05  # s: bracket ends are request midpoints, off by half a round trip at most
 _GRID = 1.02  # ratio between neighbouring candidate periods of the coarse search
 _FINE = 41  # candidates of the fine search around a coarse fit
 _LOCK = 0.4  # share of a period: a phase known more loosely is not worth aiming at
 _SUPPORT = 3  # distinct ticks a period needs behind it (2 for the prior)
+_ODDS = 1000.0  # how much likelier than chance a fit must be
 _REFIT_EVERY = 8  # brackets between two refinements of a locked period
 _RECENT = 6  # periods: the phase is taken from brackets this recent
 _WIDE = 0.6  # share of a period: a wider bracket is not kept once the phase is known
@@ -64,6 +66,11 @@ class Cadence:
     since_fit: int = 0
     sharp_at: float = -math.inf  # when a sharp bracket last pinned the phase
     drift: float = 0.0  # how far off the period may be: windows widen by this per tick from start
+
+    @property
+    def fast(self) -> bool:
+        """Continuous, or ticking too fast for polls a few seconds apart to place the ticks."""
+        return self.continuous or (self.upper <= FAST_PERIOD and not self.locked)
 
     @property
     def locked(self) -> bool:
@@ -94,20 +101,17 @@ class Cadence:
         return (lo + hi) / 2
 
 
-def learn(cadence: Cadence, bracket: Bracket, previous: Optional[Bracket] = None,
-          prior: float = 0.0) -> Cadence:
+def learn(cadence: Cadence, bracket: Bracket, bound: float = math.inf, prior: float = 0.0) -> Cadence:
     """Fold one change into the cadence.
 
-    ``bracket`` is (poll before, poll that saw the change); ``previous`` the bracket of
-    the same task's change before (it bounds the period); ``prior`` a period to believe
-    on thinner evidence (0: none).
+    ``bracket`` is (poll before, poll that saw the change); ``bound`` the longest period
+    the same task's changes allow (see :func:`~.policy.period_bound`); ``prior`` a
+    period to believe on thinner evidence (0: none).
     """
     lo, hi = bracket[0] - _SLACK, bracket[1] + _SLACK
     if not hi > lo:
         return cadence
-    upper = cadence.upper
-    if previous is not None:
-        upper = min(upper, hi - (previous[0] - _SLACK))
+    upper = min(cadence.upper, bound + 2 * _SLACK)
     if upper < MIN_PERIOD:
         # Changes closer than any tick period we aim at: the server is continuous.
         return Cadence(brackets=(), upper=upper, continuous=True)
@@ -148,7 +152,7 @@ def _fitted(cadence: Cadence, fit: Tuple[float, float, float, float]) -> Cadence
     newest = cadence.brackets[-1][1]
     recent = tuple(b for b in cadence.brackets if b[1] >= newest - _RECENT * period)
     cover = phase_cover(recent, period)
-    if cover is not None and cover[1] < width + 2 * drift * _RECENT:
+    if cover is not None and cover[1] <= _LOCK * period:
         start, width = cover
     k = math.floor((newest - start) / period)  # count ticks from the newest evidence
     return replace(cadence, period=period, start=start + k * period, width=width, drift=drift,
@@ -197,35 +201,54 @@ def fit_period(brackets: Tuple[Bracket, ...], upper: float = math.inf,
         period = MIN_PERIOD * _GRID ** i
         cover = phase_cover(widened, period)
         if cover is not None and cover[1] <= _LOCK * period:
-            coarse.append((cover[1] / period, period))
+            coarse.append((-_evidence(widened, period, cover[0], cover[1]), period))
     best: Optional[Tuple[float, float, float, float]] = None
+    tried = math.log(max(1, len(coarse)) * _FINE)  # the more periods tried, the likelier a chance fit
+    score = math.log(_ODDS)
     for _share, period in sorted(coarse)[:3]:
         fine = _refine(brackets, period)
-        if fine is not None and _ticks(brackets, *fine) >= _SUPPORT and (best is None or fine[2] / fine[0] < best[2] / best[0]):
-            best = fine
+        if fine is not None and _ticks(brackets, *fine) >= _SUPPORT and _evidence(brackets, *fine) - tried > score:
+            best, score = fine, _evidence(brackets, *fine) - tried
     if best is None and prior >= MIN_PERIOD and prior <= top:
         fine = _refine(brackets, prior)
-        if fine is not None and _ticks(brackets, *fine) >= 2:
+        if fine is not None and _ticks(brackets, *fine) >= 2 and _evidence(brackets, *fine) - math.log(_FINE) > score:
             best = fine
     return best
 
 
+def _evidence(brackets: Tuple[Bracket, ...], period: float, start: float, width: float, drift: float = 0.0) -> float:
+    """Log-odds that the brackets fall on one phase because the gateway ticks, not by chance.
+
+    A bracket w wide lands within a cover c wide by chance with probability about
+    (w + c) / period; the first one sets the phase and is free.
+    """
+    odds = sum(math.log(period / (hi - lo + width)) for lo, hi in brackets if hi - lo + width < period)
+    return odds - math.log(period / max(width, 1e-3)) if odds > 0 else 0.0
+
+
 def _refine(brackets: Tuple[Bracket, ...], period: float) -> Optional[Tuple[float, float, float, float]]:
     """The middle of the periods near ``period`` that every bracket fits, as
-    ``(period, start, width, drift)``; ``drift`` is half their range (at least one step):
-    how far off the period may be.  (The narrowest cover would overfit few brackets.)
+    ``(period, start, width, drift)``; ``drift`` is half their range: how far off the
+    period may be.  (The narrowest cover would overfit few brackets.)  Two passes: the
+    second zooms in on the range the first found, so a long run of evidence pins the
+    period as finely as it allows.
     """
-    step = period * (_GRID - 1.0) * 2.0 / (_FINE - 1)
-    fits = []
-    for j in range(_FINE):
-        p = period * (1.0 - (_GRID - 1.0)) + j * step
-        cover = phase_cover(brackets, p)
-        if cover is not None and cover[1] <= _LOCK * p:
-            fits.append((p, cover))
-    if not fits:
-        return None
-    p, cover = fits[len(fits) // 2]
-    return p, cover[0], cover[1], max(step, (fits[-1][0] - fits[0][0]) / 2)
+    lo, hi = period * (2.0 - _GRID), period * _GRID
+    best: Optional[Tuple[float, float, float, float]] = None
+    for _ in range(2):
+        step = (hi - lo) / (_FINE - 1)
+        fits = []
+        for j in range(_FINE):
+            p = lo + j * step
+            cover = phase_cover(brackets, p)
+            if cover is not None and cover[1] <= _LOCK * p:
+                fits.append((p, cover))
+        if not fits:
+            return best
+        p, cover = fits[len(fits) // 2]
+        best = (p, cover[0], cover[1], max(step, (fits[-1][0] - fits[0][0]) / 2))
+        lo, hi = fits[0][0] - step, fits[-1][0] + step
+    return best
 
 
 def _ticks(brackets: Tuple[Bracket, ...], period: float, start: float, width: float, drift: float = 0.0) -> int:

@@ -31,10 +31,11 @@ class Gateway:
     def cadence(self) -> Cadence:
         return self._cadence
 
-    def record(self, bracket: Bracket, previous: Bracket | None, prior: float) -> Cadence:
-        """Learn from one change a watch saw; return the cadence as it now stands."""
+    def record(self, bracket: Bracket, bound: float, prior: float) -> Cadence:
+        """Learn from one change a watch saw (``bound``: the longest period its task's
+        changes allow); return the cadence as it now stands."""
         with self._lock:
-            self._cadence = learn(self._cadence, bracket, previous, prior)
+            self._cadence = learn(self._cadence, bracket, bound, prior)
             return self._cadence
 
     def touch(self, key: int, now: float) -> int:

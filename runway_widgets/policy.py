@@ -30,7 +30,7 @@ from .cadence import Bracket, Cadence
 from .snapshot import TaskState
 
 __all__ = ["PacingConfig", "PacerState", "StateSignature", "observe", "observe_absent", "next_delay",
-           "backoff_delay", "estimate_finish", "finish_window"]
+           "backoff_delay", "estimate_finish", "finish_window", "period_bound"]
 
 Mark = Tuple[float, float]  # (progress 0..1, when it was first seen)
 
@@ -43,6 +43,8 @@ _PROBE = 0.3  # s before a predicted tick window: a probe that sees a change the
 _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
+_WAIT_PACE = 1.3  # the routine pace of a waiting task on a continuous server, in SDK intervals
+_SEEK = 3  # looks at most per tick window when it may show a finish (inside a wide window, then after it)
 _LOCK = 0.4  # share of a period: a tick window wider than this is not worth aiming at
 
 
@@ -129,6 +131,7 @@ class PacerState:
     change: Bracket | None = None  # (poll before, poll that saw it) of the latest change
     previous_change: Bracket | None = None  # the same for the change before it
     changed: bool = False  # the latest poll saw a change (``change`` is new)
+    streak: tuple[float, int] | None = None  # (start, count) of changes seen at consecutive polls
 
     @property
     def state(self) -> TaskState | None:
@@ -166,8 +169,24 @@ def observe(pacer: PacerState, snapshot: Observed, config: PacingConfig, sent: f
         if pacer.progress_first is None:
             updates["progress_first"] = (progress, at)
     if old is not None and old.state != "absent" and old != sig and pacer.last_at is not None:
-        updates.update(change=(pacer.last_at, at), previous_change=pacer.change, changed=True)
+        streak = (pacer.streak[0], pacer.streak[1] + 1) if pacer.changed and pacer.streak else (pacer.last_at, 1)
+        updates.update(change=(pacer.last_at, at), previous_change=pacer.change, changed=True, streak=streak)
     return replace(pacer, **updates)
+
+
+def period_bound(pacer: PacerState) -> float:
+    """The longest tick period this task's changes allow (inf: no bound).
+
+    Distinct changes need distinct ticks, a period apart: two changes bound the period
+    by the time from the poll before the first to the poll that saw the second, and n
+    changes at consecutive polls by that span over n - 1.
+    """
+    bound = math.inf
+    if pacer.change is not None and pacer.previous_change is not None:
+        bound = pacer.change[1] - pacer.previous_change[0]
+    if pacer.change is not None and pacer.streak is not None and pacer.streak[1] >= 2:
+        bound = min(bound, (pacer.change[1] - pacer.streak[0]) / (pacer.streak[1] - 1))
+    return bound
 
 
 def finish_window(pacer: PacerState, cadence: Cadence | None = None) -> tuple[float, float] | None:
@@ -201,8 +220,12 @@ def _clamp(delay: float, config: PacingConfig) -> float:
     return min(config.max_interval, max(config.min_interval, delay))
 
 
-def _explore(config: PacingConfig, rand: float) -> float:
-    return config.explore_interval + config.explore_spread * (2.0 * rand - 1.0)
+def _explore(config: PacingConfig, rand: float, crowd: int = 1, waiting: bool = False) -> float:
+    """The routine pace: the SDK's (a little slower while a task waits on a server whose
+    finish only progress predicts), slower still when a crowd would exceed its share of
+    the request budget."""
+    base = max(config.explore_interval * (_WAIT_PACE if waiting else 1.0), crowd / config.crowd_rate)
+    return base + config.explore_spread * (2.0 * rand - 1.0)
 
 
 def _every_tick(pacer: PacerState, cadence: Cadence) -> bool:
@@ -213,10 +236,11 @@ def _every_tick(pacer: PacerState, cadence: Cadence) -> bool:
     return t2 > t1 and cadence.period is not None and (p2 - p1) / (t2 - t1) * cadence.period >= _EVERY_TICK
 
 
-def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None) -> float:
+def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
+          crowd: int) -> float:
     """Continuous server (or alignment off): follow the predicted finish, else the SDK's pace."""
     if window is None:
-        return _explore(config, rand)
+        return _explore(config, rand, crowd, pacer.state is not TaskState.RUNNING)
     early, late = window
     if now < early:
         gap = early - now
@@ -224,12 +248,13 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
         return gap if gap <= 2.0 * config.min_interval else max(config.min_interval, 0.5 * gap)
     if now < late:
         return config.min_interval
-    return min(_explore(config, rand), config.min_interval + 0.3 * (now - late))  # overdue: ease off
+    return min(_explore(config, rand, crowd), config.min_interval + 0.3 * (now - late))  # overdue: ease off
 
 
-def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None) -> float:
+def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
+               crowd: int) -> float:
     """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish."""
-    delay = _explore(config, rand)
+    delay = _explore(config, rand, crowd)
     if window is not None and now + config.min_interval < window[0] < now + delay:
         return window[0] - now + config.tick_margin
     return delay
@@ -277,21 +302,37 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
     while after(reach + 1) <= now + config.max_interval:
         reach += 1  # the last tick in reach
     if window is not None and now < window[1] + 2 * period:
-        finish_k = max(first, cadence.index_after(window[0]))  # first tick that may show it
+        # The first tick that may show the finish (a tick early: the slope may be off).
+        finish_k = max(first, cadence.index_after(window[0] - period))
         if finish_k - first > _MID_TICKS:
-            target = min(first + (finish_k - first) // 2, reach)  # half-way: refresh the slope
-        else:
-            target = min(finish_k, reach)
-        return after(target) - now
+            return after(min(first + (finish_k - first) // 2, reach)) - now  # half-way: refresh the slope
+        return _seek(pacer, cadence, config, earliest, min(finish_k, reach)) - now
     if pacer.state is TaskState.RUNNING and pacer.progress_first is not None and pacer.progress_mark == pacer.progress_first:
-        return after(first) - now  # one mark: the next tick gives the slope
+        return _seek(pacer, cadence, config, earliest, first) - now  # one mark: the next tick gives the slope
     # Routine looks (waiting, or no progress to go by): at the SDK's pace or slower, and
     # slower still when the crowd would exceed its share of the request budget.
     gap = max(config.explore_interval if pacer.state is TaskState.RUNNING else 10.0, crowd / config.crowd_rate)
     target = max(first, min(last_k + max(1, math.ceil(gap / period - 0.05)), reach))
+    if crowd <= _BURST:
+        return _seek(pacer, cadence, config, earliest, target) - now
     # A crowd cannot all look right after the tick: spread what the burst cannot take.
     spread = min(max(0.0, (crowd - _BURST) / config.crowd_rate), period - width - 2 * config.tick_margin)
     return after(target) + max(0.0, spread) * rand - now
+
+
+def _seek(pacer: PacerState, cadence: Cadence, config: PacingConfig, earliest: float, k: int) -> float:
+    """When to look for tick k (or a later one) when it may show the finish: inside a wide
+    window too, so that a tick early in it is seen early (and the window narrows)."""
+    while True:
+        lo, hi = cadence.window(k)
+        n = min(_SEEK, max(1, math.ceil((hi - lo) / _BISECT)))
+        looks = [lo + (hi - lo) * i / n for i in range(1, n)] + [hi + config.tick_margin]
+        last = pacer.last_at if pacer.last_at is not None else -math.inf
+        seen = pacer.changed and lo <= last  # a look inside this window saw its tick already
+        for t in looks:
+            if t >= earliest and not seen:
+                return t
+        k += 1
 
 
 def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float,
@@ -305,14 +346,14 @@ def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float,
     if config.fixed_interval is not None:
         return max(config.min_interval, config.fixed_interval)
     if pacer.state is None:
-        return _clamp(_explore(config, rand), config)  # not visible yet
+        return _clamp(_explore(config, rand, max(1, crowd)), config)  # not visible yet
     cadence = cadence or Cadence()
     window = finish_window(pacer, cadence)
-    if config.refresh_period <= 0 or cadence.continuous:
-        return _clamp(_free(pacer, config, now, rand, window), config)
+    if config.refresh_period <= 0 or cadence.fast:
+        return _clamp(_free(pacer, config, now, rand, window, max(1, crowd)), config)
     if cadence.locked and cadence.window(cadence.index_after(now))[1] - cadence.window(cadence.index_after(now))[0] <= _LOCK * (cadence.period or 0.0):
         return _clamp(_aimed(pacer, cadence, config, now, rand, window, max(1, crowd)), config)
-    return _clamp(_exploring(pacer, config, now, rand, window), config)
+    return _clamp(_exploring(pacer, config, now, rand, window, max(1, crowd)), config)
 
 
 def backoff_delay(config: PacingConfig, consecutive_errors: int, retry_after: float | None, rand: float) -> float:

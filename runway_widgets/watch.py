@@ -23,7 +23,7 @@ from .errors import (
     WatchTimeoutError,
 )
 from .gateways import Gateway
-from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
+from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent, period_bound
 from .snapshot import TaskSnapshot, TaskState
 from .updates import Outcome, WatchSettings, WatchUpdate
 from .views.text import short_id
@@ -238,7 +238,7 @@ class Watch:
         """The pacing delay after a normal answer, learning from it first (under the lock)."""
         pacer, pacing = self._pacer, self.settings.pacing
         if pacer.changed and pacer.change is not None and pacing.refresh_period > 0:
-            cadence = self.gateway.record(pacer.change, pacer.previous_change, pacing.refresh_period)
+            cadence = self.gateway.record(pacer.change, period_bound(pacer), pacing.refresh_period)
         else:
             cadence = self.gateway.cadence
         crowd = self.gateway.touch(id(self), now)
