@@ -152,9 +152,15 @@ def _fitted(cadence: Cadence, fit: Tuple[float, float, float, float]) -> Cadence
     newest = cadence.brackets[-1][1]
     recent = tuple(b for b in cadence.brackets if b[1] >= newest - _RECENT * period)
     cover = phase_cover(recent, period)
+    anchor = newest
     if cover is not None and cover[1] <= _LOCK * period:
         start, width = cover
-    k = math.floor((newest - start) / period)  # count ticks from the newest evidence
+    else:
+        # The phase was pinned where brackets about as narrow as the cover are: the
+        # uncertainty grows with the ticks from there.
+        sharp = [hi for lo, hi in cadence.brackets if hi - lo <= 2.0 * max(width, 1.0)]
+        anchor = max(sharp) if sharp else (cadence.brackets[0][1] + newest) / 2
+    k = math.floor((anchor - start) / period)  # count ticks from where the phase is known
     return replace(cadence, period=period, start=start + k * period, width=width, drift=drift,
                    since_fit=0 if fit[3] != cadence.drift or cadence.period != period else cadence.since_fit)
 

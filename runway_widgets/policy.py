@@ -313,7 +313,7 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
     # slower still when the crowd would exceed its share of the request budget.
     gap = max(config.explore_interval if pacer.state is TaskState.RUNNING else 10.0, crowd / config.crowd_rate)
     target = max(first, min(last_k + max(1, math.ceil(gap / period - 0.05)), reach))
-    if crowd <= _BURST:
+    if crowd <= 2 * _BURST:
         return _seek(pacer, cadence, config, earliest, target) - now
     # A crowd cannot all look right after the tick: spread what the burst cannot take.
     spread = min(max(0.0, (crowd - _BURST) / config.crowd_rate), period - width - 2 * config.tick_margin)
