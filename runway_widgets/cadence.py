@@ -37,13 +37,13 @@ Bracket = Tuple[float, float]  # (lo, hi]: a tick fell after lo and at or before
 MIN_PERIOD = 3.0  # s: ticks closer than this are as good as continuous for pacing
 MAX_PERIOD = 120.0  # s: longer refresh loops are not looked for
 FAST_PERIOD = 8.0  # s: a gateway known to tick at least this often is paced like a continuous one
-_KEEP = 32  # brackets kept per gateway: enough for the period, flat memory
+_KEEP = 48  # brackets kept per gateway: enough for the period, flat memory
 _SLACK = 0.05  # s: bracket ends are request midpoints, off by half a round trip at most
 _GRID = 1.02  # ratio between neighbouring candidate periods of the coarse search
 _FINE = 41  # candidates of the fine search around a coarse fit
 _LOCK = 0.4  # share of a period: a phase known more loosely is not worth aiming at
 _SUPPORT = 3  # distinct ticks a period needs behind it (2 for the prior)
-_ODDS = 1000.0  # how much likelier than chance a fit must be
+_ODDS = 100.0  # how much likelier than chance a fit must be
 _REFIT_EVERY = 8  # brackets between two refinements of a locked period
 _RECENT = 6  # periods: the phase is taken from brackets this recent
 _WIDE = 0.6  # share of a period: a wider bracket is not kept once the phase is known
@@ -132,7 +132,8 @@ def learn(cadence: Cadence, bracket: Bracket, bound: float = math.inf, prior: fl
         fine = _refine(brackets, period)
         if fine is not None:
             return _fitted(out, fine)
-        # The gateway changed: keep the newest evidence only and learn again.
+        # No phase fits any more: the gateway changed (restarted, slowed down).  Keep
+        # the newest evidence only and learn again.
         brackets = brackets[-max(4, len(brackets) // 4):]
         out = replace(out, brackets=brackets)
     fit = fit_period(brackets, upper, prior)

@@ -43,7 +43,8 @@ _PROBE = 0.3  # s before a predicted tick window: a probe that sees a change the
 _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
-_WAIT_PACE = 1.3  # the routine pace of a waiting task on a continuous server, in SDK intervals
+_EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks are unknown
+_WAIT_PACE = 1.2  # the routine pace of a waiting task on a continuous server, in SDK intervals
 _SEEK = 3  # looks at most per tick window when it may show a finish (inside a wide window, then after it)
 _LOCK = 0.4  # share of a period: a tick window wider than this is not worth aiming at
 
@@ -101,7 +102,7 @@ class PacingConfig:
     tick_margin: float = 0.25
     explore_interval: float = 6.0
     explore_spread: float = 1.5
-    crowd_rate: float = 3.0
+    crowd_rate: float = 6.0
     jitter: float = 0.1
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
@@ -224,8 +225,12 @@ def _explore(config: PacingConfig, rand: float, crowd: int = 1, waiting: bool = 
     """The routine pace: the SDK's (a little slower while a task waits on a server whose
     finish only progress predicts), slower still when a crowd would exceed its share of
     the request budget."""
-    base = max(config.explore_interval * (_WAIT_PACE if waiting else 1.0), crowd / config.crowd_rate)
-    return base + config.explore_spread * (2.0 * rand - 1.0)
+    base = config.explore_interval * (_WAIT_PACE if waiting else 1.0)
+    if rand * crowd >= _EXPLORERS:
+        # Most of a crowd goes slower; a dozen looks at the SDK's pace (a different few
+        # each time) still give the shared cadence the narrow brackets it learns from.
+        base = max(base, crowd / config.crowd_rate)
+    return base + config.explore_spread * (2.0 * ((rand * 7919.0) % 1.0) - 1.0)
 
 
 def _every_tick(pacer: PacerState, cadence: Cadence) -> bool:
@@ -248,13 +253,15 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
         return gap if gap <= 2.0 * config.min_interval else max(config.min_interval, 0.5 * gap)
     if now < late:
         return config.min_interval
-    return min(_explore(config, rand, crowd), config.min_interval + 0.3 * (now - late))  # overdue: ease off
+    return min(_explore(config, rand), config.min_interval + 0.3 * (now - late))  # overdue: ease off
 
 
 def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
                crowd: int) -> float:
     """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish."""
-    delay = _explore(config, rand, crowd)
+    seeking = window is not None and now + _explore(config, 0.5) >= window[0]
+    # Near the finish: the SDK's pace; a task that waits cannot finish yet: a little slower.
+    delay = _explore(config, rand, 1 if seeking else crowd, pacer.state is not TaskState.RUNNING)
     if window is not None and now + config.min_interval < window[0] < now + delay:
         return window[0] - now + config.tick_margin
     return delay

@@ -152,7 +152,9 @@ def test_fixed_interval_is_obeyed_but_not_below_the_floor() -> None:
 def test_before_anything_is_learnt_it_explores_no_faster_than_the_sdk(answer: Answer) -> None:
     pacer = observe_absent(PacerState(), 0, 0) if answer is None else see(PacerState(), 0.0, *answer)
     delays = [next_delay(pacer, PacingConfig(), 0.0, r / 10, Cadence()) for r in range(10)]
-    assert min(delays) >= 4.5 and max(delays) <= 7.5 and len(set(delays)) > 5
+    # (A task that waits goes a little slower: it cannot finish yet.)
+    assert min(delays) >= 4.5 and max(delays) <= (7.5 if answer and answer[0] == "IN_PROGRESS" else 9.0)
+    assert len(set(delays)) > 5
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -221,7 +223,14 @@ def test_phase_cover_intersects_brackets_modulo_the_period() -> None:
     assert phase_cover(((3.0, 5.0), (20.0, 22.0)), 15.0) is None  # back to back: no shared tick
 
 
-@pytest.mark.parametrize("period", [5.0, 10.0, 15.0, 15.3, 20.0, 30.0, 60.0])
+def test_a_crowd_sees_a_fast_loop_as_fast() -> None:
+    # Ticks 5 s apart are finer than polls 6 s apart can place; changes at consecutive
+    # polls prove the loop is that fast: it is paced like a continuous server.
+    cadence = learnt(crowd_brackets(5.0, 1.0, watches=12, seconds=300, seed=5))
+    assert cadence.fast and not cadence.continuous and cadence.upper <= 8.0
+
+
+@pytest.mark.parametrize("period", [10.0, 15.0, 15.3, 20.0, 30.0, 60.0])
 def test_a_crowd_learns_period_and_phase(period: float) -> None:
     phase = 0.37 * period
     cadence = learnt(crowd_brackets(period, phase, watches=12, seconds=20 * period + 120, seed=int(period * 10)))
@@ -254,14 +263,19 @@ def test_a_few_changes_do_not_make_a_chance_fit(seed: int) -> None:
 
 
 def test_a_gateway_that_restarts_is_learnt_again() -> None:
+    def off(t: float, tick: float) -> float:  # distance from t to the nearest tick, modulo 15 s
+        return min((t - tick) % 15.0, (tick - t) % 15.0)
+
     before = crowd_brackets(15.0, 2.0, watches=12, seconds=400, seed=1)
-    after = [(lo + 400, hi + 400, b) for lo, hi, b in crowd_brackets(15.0, 9.5, watches=12, seconds=400, seed=2)]
     cadence = learnt(before)
-    assert cadence.locked and (cadence.start - 2.0) % 15.0 < 1.0 or (cadence.start - 2.0) % 15.0 > 14.0
+    lo, _hi = cadence.window(cadence.index_after(400.0))
+    assert cadence.locked and off(lo, 2.0) < 1.0
+    # At 400 s the loop restarts with ticks at 409.5 + 15 k: the old phase stops fitting.
+    after = [(lo + 400, hi + 400, b) for lo, hi, b in crowd_brackets(15.0, 9.5, watches=12, seconds=400, seed=2)]
     cadence = learnt(before + after)
     assert cadence.locked and cadence.period == pytest.approx(15.0, rel=0.005)
-    lo, hi = cadence.window(cadence.index_after(800.0))
-    assert min((lo - 9.5) % 15.0, (9.5 - lo) % 15.0) < 1.0
+    lo, _hi = cadence.window(cadence.index_after(800.0))
+    assert off(lo, 409.5) < 1.0
 
 
 # -- pacing with what is known --------------------------------------------------------------------
@@ -279,15 +293,17 @@ def test_a_new_watch_starts_phase_locked() -> None:
     gateway = locked_gateway(20.0, 4.0)
     view = gateway_view(20.0, 4.0, created=600.3, queue=50.0, run=90.0)
     polls, seen = drive(view, gateway=gateway, start=600.3)
-    # From its second poll on, every poll lands within a window's width after a tick ...
+    # From its second poll on, every poll lands just after a tick (or, a probe or a look
+    # inside the window, just before one) ...
     offsets = [(t - 4.0) % 20.0 for t, _, _ in polls[1:]]
-    assert offsets and all(o < 2.0 for o in offsets), offsets
+    assert offsets and all(o < 1.0 or o > 19.0 for o in offsets), offsets
+    assert sum(o < 1.0 for o in offsets) > len(offsets) / 2
     # ... and the finish is seen within a second or two of the tick that showed it.
     assert seen - visible_end(20.0, 4.0, 600.3 + 140.0) < 2.0
 
 
 @pytest.mark.parametrize(("period", "jumpy", "max_lag", "max_requests"), [
-    (15.0, False, 1.5, 9),   # progress: ticks far from the finish are skipped
+    (15.0, False, 1.5, 12),  # progress: ticks far from the finish are skipped
     (15.0, True, 1.5, 14),   # no progress: one look a tick, still fewer than the SDK's ~25
     (60.0, False, 1.5, 6),
 ])
