@@ -66,6 +66,7 @@ class Cadence:
     since_fit: int = 0
     sharp_at: float = -math.inf  # when a sharp bracket last pinned the phase
     drift: float = 0.0  # how far off the period may be: windows widen by this per tick from start
+    span: float = 0.0  # ticks the cover's evidence spans: a period a little off biases it by drift each
 
     @property
     def fast(self) -> bool:
@@ -82,7 +83,7 @@ class Cadence:
         phase was last pinned; the period's own uncertainty widens windows further off)."""
         assert self.period is not None
         lo = self.start + k * self.period
-        off = abs(k) * self.drift
+        off = (abs(k) + self.span) * self.drift
         return lo - off, lo + self.width + off
 
     def index_after(self, t: float) -> int:
@@ -96,9 +97,12 @@ class Cadence:
         return lo < bracket[1]
 
     def last_tick(self, t: float) -> float:
-        """The middle of the latest tick window that ended at or before ``t``."""
-        lo, hi = self.window(self.index_after(t) - 1)
-        return (lo + hi) / 2
+        """When the latest tick at or before ``t`` most likely fell (what a poll at ``t`` shows)."""
+        k = self.index_after(t)
+        if self.window(k)[0] > t:
+            k -= 1  # t is before window k: the tick it shows is the one before
+        lo, hi = self.window(k)
+        return min((lo + hi) / 2, t)
 
 
 def learn(cadence: Cadence, bracket: Bracket, bound: float = math.inf, prior: float = 0.0) -> Cadence:
@@ -156,13 +160,16 @@ def _fitted(cadence: Cadence, fit: Tuple[float, float, float, float]) -> Cadence
     anchor = newest
     if cover is not None and cover[1] <= _LOCK * period:
         start, width = cover
+        used = recent
     else:
+        used = cadence.brackets
         # The phase was pinned where brackets about as narrow as the cover are: the
         # uncertainty grows with the ticks from there.
         sharp = [hi for lo, hi in cadence.brackets if hi - lo <= 2.0 * max(width, 1.0)]
         anchor = max(sharp) if sharp else (cadence.brackets[0][1] + newest) / 2
     k = math.floor((anchor - start) / period)  # count ticks from where the phase is known
-    return replace(cadence, period=period, start=start + k * period, width=width, drift=drift,
+    span = min(_RECENT, (anchor - min(b[0] for b in used)) / period) / 2
+    return replace(cadence, period=period, start=start + k * period, width=width, drift=drift, span=span,
                    since_fit=0 if fit[3] != cadence.drift or cadence.period != period else cadence.since_fit)
 
 

@@ -297,7 +297,7 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
         # right after it saw a tick.  A change there means the ticks moved.  A few
         # watches of a crowd do it, not all.
         nxt = cadence.window(last_k + 1)
-        if nxt[0] - _PROBE - 0.01 <= last_at < nxt[1]:
+        if nxt[0] - _PROBE - 0.01 <= last_at < nxt[1] and not pacer.changed:
             return max(config.min_interval, after(last_k + 1) - now)  # the probe's tick: look after it
         stale = now - cadence.sharp_at > _STALE * period
         if ((width > _BISECT or stale) and rand < _PROBERS / crowd and pacer.changed
@@ -335,7 +335,10 @@ def _seek(pacer: PacerState, cadence: Cadence, config: PacingConfig, earliest: f
         n = min(_SEEK, max(1, math.ceil((hi - lo) / _BISECT)))
         looks = [lo + (hi - lo) * i / n for i in range(1, n)] + [hi + config.tick_margin]
         last = pacer.last_at if pacer.last_at is not None else -math.inf
-        seen = pacer.changed and lo <= last  # a look inside this window saw its tick already
+        # A look inside this window saw its tick already (a change since a poll after the
+        # window before can only be this tick's).
+        seen = (pacer.changed and lo <= last and pacer.change is not None
+                and pacer.change[0] >= cadence.window(k - 1)[1])
         for t in looks:
             if t >= earliest and not seen:
                 return t

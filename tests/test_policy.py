@@ -305,7 +305,7 @@ def test_a_new_watch_starts_phase_locked() -> None:
 @pytest.mark.parametrize(("period", "jumpy", "max_lag", "max_requests"), [
     (15.0, False, 1.5, 12),  # progress: ticks far from the finish are skipped
     (15.0, True, 1.5, 14),   # no progress: one look a tick, still fewer than the SDK's ~25
-    (60.0, False, 1.5, 6),
+    (60.0, False, 1.5, 8),
 ])
 def test_polls_land_after_ticks_and_skip_those_far_from_the_finish(period: float, jumpy: bool, max_lag: float,
                                                                    max_requests: int) -> None:
