@@ -44,6 +44,7 @@ _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
 _EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks are unknown
+_FREE_WAIT_PACE = 1.4  # the same on a continuous server, where no tick needs finding
 _WAIT_PACE = 1.2  # the routine pace of a waiting task on a continuous server, in SDK intervals
 _SEEK = 3  # looks at most per tick window when it may show a finish (inside a wide window, then after it)
 _LOCK = 0.4  # share of a period: a tick window wider than this is not worth aiming at
@@ -245,12 +246,15 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
           crowd: int) -> float:
     """Continuous server (or alignment off): follow the predicted finish, else the SDK's pace."""
     if window is None:
-        return _explore(config, rand, crowd, pacer.state is not TaskState.RUNNING)
+        if pacer.state is not TaskState.RUNNING:
+            # Waiting: nothing can finish, and on this server no tick needs finding.
+            return _FREE_WAIT_PACE * _explore(config, rand, crowd)
+        return _explore(config, rand, crowd)
     early, late = window
     if now < early:
         gap = early - now
         # Halve the distance while it is long: the slope sharpens as the finish nears.
-        return gap if gap <= 2.0 * config.min_interval else max(config.min_interval, 0.5 * gap)
+        return gap if gap <= 2.0 * config.min_interval else max(config.min_interval, 0.65 * gap)
     if now < late:
         return config.min_interval
     return min(_explore(config, rand), config.min_interval + 0.3 * (now - late))  # overdue: ease off
