@@ -633,7 +633,7 @@ def test_standalone_refresh_period_option() -> None:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
         assert "every 20 s (phase " in lines[2], lines
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
         if proc.poll() is None:
