@@ -23,6 +23,7 @@ Nothing here reads a clock or a random source: ``now`` and ``rand`` are argument
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from .cadence import Cadence
 from .pacer import (
@@ -52,6 +53,7 @@ _EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks
 _WAIT_PACE = 1.2  # the pace of a waiting task while the ticks are unknown, in SDK intervals: it cannot finish yet
 _FREE_WAIT_PACE = 1.4  # the same on a continuous server, where no tick needs finding either
 _SEEK = 3  # looks at most per tick window when it may show a finish (inside a wide window, then after it)
+_ROUTINE_SHARE = 0.6  # of the request budget: what routine looks of a crowd may take
 _LOCK = 0.4  # share of a period: a tick window wider than this is not worth aiming at
 
 
@@ -187,15 +189,19 @@ def _seek(pacer: PacerState, cadence: Cadence, config: PacingConfig, earliest: f
 
 
 def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float,
-               cadence: Cadence | None = None, crowd: int = 1) -> float:
+               cadence: Cadence | None = None, crowd: int = 1, budget_rate: float | None = None) -> float:
     """Seconds until the next poll of a task that answered normally.
 
     ``now`` is monotonic seconds (the clock of the observations); ``rand`` a uniform
     number in [0, 1); ``cadence`` what is known of the gateway's ticks; ``crowd`` how
-    many watches of this gateway are polling in this process.
+    many watches of this gateway are polling in this process; ``budget_rate`` the
+    process's request budget (requests/s): routine looks of a crowd then take 60 % of it
+    instead of ``config.crowd_rate``.
     """
     if config.fixed_interval is not None:
         return max(config.min_interval, config.fixed_interval)
+    if budget_rate is not None and budget_rate > 0:
+        config = replace(config, crowd_rate=_ROUTINE_SHARE * budget_rate)
     if pacer.state is None:
         return _clamp(_explore(config, rand, max(1, crowd)), config)  # not visible yet
     cadence = cadence or Cadence()

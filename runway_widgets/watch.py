@@ -75,6 +75,7 @@ class Watch:
         self.finisher: Callable[[Watch, TaskSnapshot], None] | None = None  # e.g. a download
         self.finish_hooks: list[Callable[[Watch], None]] = []  # e.g. leave the scheduler
         self.last_poll_error: RunwayWidgetsError | None = None
+        self.budget_rate: Callable[[], float] | None = None  # the poller's request rate (set by it)
         self._ended_at: float | None = None
 
     # -- reading ----------------------------------------------------------------------------
@@ -242,7 +243,8 @@ class Watch:
         else:
             cadence = self.gateway.cadence
         crowd = self.gateway.touch(id(self), now)
-        return next_delay(pacer, pacing, now, self._rand(), cadence, crowd)
+        rate = self.budget_rate() if self.budget_rate is not None else None
+        return next_delay(pacer, pacing, now, self._rand(), cadence, crowd, rate)
 
     def _terminal(self, snapshot: TaskSnapshot) -> tuple[Outcome, RunwayWidgetsError | None, str]:
         if snapshot.state is TaskState.SUCCEEDED:

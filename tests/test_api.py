@@ -38,7 +38,10 @@ from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.simulator.media import DEMO_PATH
 
 FAKE_KEY = "test-key-not-secret"  # the same made-up key as conftest.py
-FAST = PacingConfig(min_interval=0.05, backoff_base=0.05, backoff_cap=0.2, jitter=0.0)
+# Fast polling for short simulated tasks: a small floor and exploring pace, and no crowd
+# slow-down (these tests are about the poller and the client, not the pacing).
+FAST = PacingConfig(min_interval=0.05, backoff_base=0.05, backoff_cap=0.2, jitter=0.0, explore_interval=0.3,
+                    explore_spread=0.1, crowd_rate=10_000.0)
 
 
 def quick(**changes: Any) -> Timeline:

@@ -348,3 +348,14 @@ def test_benchmark_targets_hold_on_small_cells(name: str, period: float, length:
     bench = _benchmark()
     cell = bench.run_cell(name, period, bench.LENGTHS[length], crowd, 120, 11)
     assert cell.ok, bench.row(cell)
+
+
+def test_a_crowd_shares_the_request_budget_it_has() -> None:
+    # 200 watches of one gateway, ticks unknown: most slow down so that their routine looks
+    # fit in 60 % of the budget (10/s by default: a look every ~33 s); a budget ten times
+    # larger lets them keep the SDK's pace.
+    pacer = see(PacerState(), 0.0, "IN_PROGRESS", "0%")
+    slow = [next_delay(pacer, PacingConfig(), 0.0, r / 50, Cadence(), crowd=200) for r in range(50)]
+    fast = [next_delay(pacer, PacingConfig(), 0.0, r / 50, Cadence(), crowd=200, budget_rate=100.0) for r in range(50)]
+    assert sorted(slow)[25] > 30.0 and max(fast) <= 7.5
+    assert min(slow) >= 4.5  # a dozen explorers keep the SDK's pace
