@@ -87,7 +87,7 @@ def test_kernel_quick(tmp_path: Path) -> None:
 
 def test_run_all_writes_results(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
-    out = run_benchmark("run_all.py", "--quick", "--only", "pacing", "--output", str(results))
+    out = run_benchmark("run_all.py", "--quick", "--only", "startup", "--output", str(results))
     text = results.read_text(encoding="utf-8")
     assert "Wrote" in out and text.startswith("# Benchmark results")
-    assert "nproc" in text and "Python" in text and "## Summary" in text and "## pacing" in text
+    assert "nproc" in text and "Python" in text and "## Summary" in text and "## startup" in text
