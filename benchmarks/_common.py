@@ -3,7 +3,8 @@
 Standard library only.  Every benchmark prints plain-text tables with a baseline measured
 in the same run (the machine is shared and noisy: ratios, not absolute claims), one
 ``PASS: ...`` or ``FAIL: ...`` line per target, and with ``--markdown PATH`` appends the
-same tables to PATH.  Subprocesses run in their own process group and are stopped by
+same tables to PATH.  A benchmark exits 1 when one of its targets failed
+(:attr:`Report.exit_code`), so ``make bench`` and the CI smoke fail with it.  Subprocesses run in their own process group and are stopped by
 their pid (``os.killpg(pid, ...)``) in a ``finally``.
 """
 
@@ -132,6 +133,11 @@ class Report:
         full = f"{'PASS' if ok else 'FAIL'}: {line}"
         self.text.append(full)
         self.markdown += [f"- **{full}**"]
+
+    @property
+    def exit_code(self) -> int:
+        """What the benchmark exits with: 1 when a target failed (``make bench`` fails), else 0."""
+        return 1 if any(not ok for ok, _ in self.verdicts) else 0
 
     def emit(self, markdown_path: str | None) -> None:
         print("\n".join(self.text), flush=True)

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     report.verdict(growth_mib < TARGET_GROWTH_MB,
                    f"peak memory growth under {TARGET_GROWTH_MB} MB: {growth_mib:.1f} MiB")
     report.emit(args.markdown)
-    return 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

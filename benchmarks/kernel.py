@@ -29,7 +29,7 @@ too.
 
 Targets: busy round trip within 1.2x of idle (twin-corrected); comm messages per watch at most
 its visible changes plus a few (5); no widget model updated more than 5 times in any
-1 s window.  Exits 0 whatever the verdicts.
+1 s window.  Exits 1 when a target fails.
 """
 
 from __future__ import annotations
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if succeeded != n:
         report.note(f"WARNING: only {succeeded}/{n} watches succeeded: {outcomes}")
     report.emit(args.markdown)
-    return 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ windows).  Variants:
 Targets (ours): threads do not grow with N (at most 8); the budget is never exceeded
 (no 1 s window holds more than ``rate * 1 s + burst`` requests, the token bucket's bound);
 every completion is noticed (all N watches end SUCCEEDED); under 64 KB per watch (peak
-RSS growth / N).  Exits 0 whatever the verdicts (it is a benchmark).
+RSS growth / N).  Exits 1 when a target fails.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     report.verdict(all(kb < KB_PER_WATCH for _, kb in per_watch),
                    f"under {KB_PER_WATCH} KB per watch: " + ", ".join(f"N={n}: {kb:.1f} KB" for n, kb in per_watch))
     report.emit(args.markdown)
-    return 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

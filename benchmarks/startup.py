@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     report.emit(args.markdown)
     if os.environ.get("RW_BENCH_JSON"):
         print(json.dumps({"inproc_ms": med, "process_ms": medw}))
-    return 0
+    return report.exit_code
 
 
 if __name__ == "__main__":

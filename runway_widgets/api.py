@@ -19,6 +19,7 @@ from .config import DEFAULT_SAVE_DIR, Secret, default_save, resolve_base_url, re
 from .download import save_video
 from .errors import ConfigError, DownloadError, ExpiredUrlError, RunwayWidgetsError
 from .expiry import is_expired
+from .gateways import get_gateways
 from .policy import PacingConfig
 from .providers import RUNWAY, choose_provider, task_id_of
 from .recorder import track
@@ -144,7 +145,7 @@ def watch(
                              give_up_after=float(give_up_after), pacing=config)
     sched = scheduler or get_scheduler()
     key = (client.base_url, client.key_fingerprint, task_id)
-    handle = Watch(task_id, client, settings, clock=sched.clock,
+    handle = Watch(task_id, client, settings, clock=sched.clock, gateway=get_gateways().get(client.base_url),
                    finisher=None if destination is None else _saver(destination, sched),
                    on_end=lambda ended: _forget(key, ended, sched))
     if destination is not None:

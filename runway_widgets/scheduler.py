@@ -99,6 +99,7 @@ class Scheduler:
 
     def add(self, watch: Watch, delay: float = 0.0) -> None:
         """Schedule ``watch``'s first poll after ``delay`` seconds (default: at once)."""
+        watch.budget_rate = self._budget_rate  # pacing shares the budget out among a crowd
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
@@ -107,6 +108,9 @@ class Scheduler:
                 self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
                 self._thread.start()
         self._wake.set()
+
+    def _budget_rate(self) -> float:
+        return self.budget.configured_rate
 
     def remove(self, watch: Watch) -> None:
         """Forget ``watch`` (called when it stops, so an idle process frees its thread)."""

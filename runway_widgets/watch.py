@@ -28,7 +28,8 @@ from .errors import (
     WatchStoppedError,
     WatchTimeoutError,
 )
-from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent
+from .gateways import Gateway
+from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent, period_bound
 from .snapshot import TaskSnapshot, TaskState
 from .updates import Completion, Outcome, PollResult, WatchSettings, WatchUpdate, short_id
 
@@ -64,6 +65,7 @@ class Watch:
         *,
         finisher: Finisher | None = None,
         on_end: Callable[[Watch], None] | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         import random
 
@@ -78,6 +80,8 @@ class Watch:
         self.started = clock()
         self.deadline = self.started + settings.timeout
         self._pacer = PacerState()
+        # What is learnt of the gateway's ticks, shared with every watch of its base URL.
+        self.gateway = gateway if gateway is not None else Gateway(client.base_url)
         self._snapshot: TaskSnapshot | None = None
         self._last_progress: float | None = None  # the last progress of an unfinished task
         self._outcome = Outcome.WATCHING
@@ -90,6 +94,7 @@ class Watch:
         self._saved_path: str | None = None
         self._finisher = finisher
         self._on_end = on_end
+        self.budget_rate: Callable[[], float] | None = None  # the poller's request rate (set by it)
         self._ended_at: float | None = None
         self._finishing = False  # the task succeeded; the finisher has it
 
@@ -218,12 +223,11 @@ class Watch:
                 self._snapshot = snapshot
                 if not snapshot.is_terminal and snapshot.progress is not None:
                     self._last_progress = snapshot.progress
-                self._pacer = observe(self._pacer, snapshot.state, snapshot.progress, sent, now,
-                                      settings.pacing.refresh_period, snapshot.status)
+                self._pacer = observe(self._pacer, snapshot, settings.pacing, sent, now)
                 if snapshot.is_terminal:
                     finish = self._terminal(snapshot)
                 else:
-                    delay = next_delay(self._pacer, settings.pacing, now, self._rand())
+                    delay = self._next_delay(now)
             elif isinstance(error, TaskNotFoundError) and self._snapshot is None:
                 if now - self.started >= settings.not_found_grace:
                     finish = (Outcome.NOT_FOUND, TaskNotFoundError(
@@ -231,7 +235,7 @@ class Watch:
                         "check the id and that it was created with this API key.", error.status_code), "")
                 else:
                     self._pacer = observe_absent(self._pacer, sent, now)
-                    delay = next_delay(self._pacer, settings.pacing, now, self._rand())
+                    delay = self._next_delay(now)
                     self._note = "waiting for the task to appear"
             elif error is not None and error.transient:
                 self._consecutive_errors += 1
@@ -292,6 +296,17 @@ class Watch:
             self._finish(Outcome.ERROR, RunwayWidgetsError(
                 f"Watching task {self.task_id} stopped: unexpected {type(exc).__name__} while {doing} "
                 "(the task goes on on the server)."))
+
+    def _next_delay(self, now: float) -> float:
+        """The pacing delay after a normal answer, learning from it first (under the lock)."""
+        pacer, pacing = self._pacer, self.settings.pacing
+        if pacer.changed and pacer.change is not None and pacing.refresh_period > 0:
+            cadence = self.gateway.record(pacer.change, period_bound(pacer), pacing.refresh_period)
+        else:
+            cadence = self.gateway.cadence
+        crowd = self.gateway.touch(id(self), now)
+        rate = self.budget_rate() if self.budget_rate is not None else None
+        return next_delay(pacer, pacing, now, self._rand(), cadence, crowd, rate)
 
     def _terminal(self, snapshot: TaskSnapshot) -> tuple[Outcome, RunwayWidgetsError | None, str]:
         if snapshot.state is TaskState.SUCCEEDED:
@@ -357,7 +372,7 @@ class Watch:
 
     def _make_update(self) -> WatchUpdate:
         now = self._clock() if self._ended_at is None else self._ended_at
-        eta = estimate_finish(self._pacer)
+        eta = estimate_finish(self._pacer, self.gateway.cadence)
         snap = self._snapshot
         # A failed task reads 100 %: its bar keeps what it had reached.
         held = (self._last_progress or 0.0) if snap is not None and snap.is_terminal and not snap.succeeded else None

@@ -46,9 +46,14 @@ def journal_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    """A simulator on 127.0.0.1 (port 0) with fast timelines; any key is accepted."""
-    server = Simulator(default_timeline=Timeline.fast())
+def sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
+    """A simulator on 127.0.0.1 (port 0) with fast timelines; any key is accepted.
+
+    ``@pytest.mark.sim_options(refresh_period=2.0, ...)`` passes options to the Simulator
+    (e.g. one refresh loop for all tasks, at a random phase).
+    """
+    marker = request.node.get_closest_marker("sim_options")
+    server = Simulator(**{"default_timeline": Timeline.fast(), **(marker.kwargs if marker else {})})
     server.start()
     try:
         yield server

@@ -38,7 +38,10 @@ from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.simulator.media import DEMO_PATH
 from helpers import FAKE_KEY, instant, quick
 
-FAST = PacingConfig(min_interval=0.05, backoff_base=0.05, backoff_cap=0.2, jitter=0.0)
+# Fast polling for short simulated tasks: a small floor and exploring pace, and no crowd
+# slow-down (these tests are about the poller and the client, not the pacing).
+FAST = PacingConfig(min_interval=0.05, backoff_base=0.05, backoff_cap=0.2, jitter=0.0, explore_interval=0.3,
+                    explore_spread=0.1, crowd_rate=10_000.0)
 
 
 def long_running(**changes: Any) -> Timeline:
@@ -54,6 +57,18 @@ def media_requests(sim: Simulator, task_id: str) -> list[Any]:
 
 
 # -- outcomes -------------------------------------------------------------------------------
+
+
+@pytest.mark.sim_options(refresh_period=0.5)
+def test_watches_of_one_gateway_share_what_they_learn_of_its_refresh_loop(sim: Simulator, client: Client) -> None:
+    # The simulator refreshes every task in one loop, every 0.5 s: two changes of one task
+    # 0.5 s apart prove the gateway refreshes too fast to aim at (continuous, for pacing),
+    # and both watches of the base URL hold that one finding.
+    first = watch(sim.add_task(FAKE_KEY, quick(run_for=1.2)), client=client, interval=0.1)
+    second = watch(sim.add_task(FAKE_KEY, quick(run_for=1.2)), client=client, interval=0.1)
+    assert first.gateway is second.gateway and first.gateway.base_url == sim.base_url
+    assert first.wait(10).succeeded and second.wait(10).succeeded
+    assert first.gateway.cadence.continuous
 
 
 def test_success_with_result_url(sim: Simulator, client: Client) -> None:

@@ -6,6 +6,8 @@ client run against the simulator elsewhere); this file is about timing and decis
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections import defaultdict
 from typing import Callable, Iterator
@@ -24,6 +26,7 @@ from runway_widgets.errors import (
     WatchStoppedError,
     WatchTimeoutError,
 )
+from runway_widgets.gateways import Gateway
 from runway_widgets.policy import PacingConfig
 from runway_widgets.scheduler import Scheduler
 from runway_widgets.snapshot import TaskSnapshot, parse_task
@@ -368,3 +371,51 @@ def test_a_new_budget_keeps_a_running_429_pause_and_the_reduced_rate(sim: Simula
     finally:
         set_request_budget(10.0, 10.0)
         shutdown_scheduler()
+def ticking(period: float, phase: float, tasks: dict[str, tuple[float, float, float]]) -> Callable[[str, float], TaskSnapshot]:
+    """A gateway refreshing every task at ``phase + k * period``; tasks: id -> (created, queue, run)."""
+
+    def answer(task_id: str, now: float) -> TaskSnapshot:
+        created, queue, run = tasks[task_id]
+        tick = phase + math.floor((now - phase) / period) * period
+        if tick < created:
+            return snap("SUBMITTED")
+        if tick < created + queue:
+            return snap("QUEUED")
+        if tick < created + queue + run:
+            return snap("IN_PROGRESS", f"{int(100 * (tick - created - queue) / run)}%")
+        return snap("SUCCESS", "100%", result_url="https://cdn.example/v.mp4")
+
+    return answer
+
+
+def test_watches_of_one_gateway_learn_its_ticks_together_and_a_new_one_starts_phase_locked() -> None:
+    clock, period, phase = FakeClock(), 20.0, 7.0
+    sched = make(clock)
+    rng = random.Random(3)
+    tasks = {f"t{i}": (rng.uniform(0, 20), rng.uniform(0, 60), rng.uniform(600, 900)) for i in range(12)}
+    tasks["late"] = (600.3, 30.0, 120.0)
+    client = ScriptedClient(clock, ticking(period, phase, tasks))
+    gateway = Gateway(client.base_url)
+    watches = []
+    for i in range(12):
+        w = Watch(f"t{i}", client, WatchSettings(), clock=clock, rand=random.Random(i).random, gateway=gateway,
+                  on_end=sched.remove)
+        sched.add(w, delay=tasks[f"t{i}"][0])
+        watches.append(w)
+    run(sched, clock, lambda: clock.now >= 600.3)
+    assert gateway.cadence.locked and gateway.cadence.period == pytest.approx(period, rel=0.01)
+    late = Watch("late", client, WatchSettings(), clock=clock, rand=random.Random(99).random, gateway=gateway,
+                 on_end=sched.remove)
+    sched.add(late)
+    run(sched, clock, late.done)
+    polls = [t for t, task in client.calls if task == "late"]
+    # After its first poll, polls land close to a tick (just after it, or inside the
+    # window where it is expected), none in the quiet middle of a period.
+    offsets = [(t - phase) % period for t in polls[1:]]
+    assert offsets and sum(min(o, period - o) < 2.5 for o in offsets) >= 0.8 * len(offsets), offsets
+    end = 600.3 + 150.0
+    visible = phase + math.ceil((end - phase) / period) * period
+    assert polls[-1] - visible < 1.5  # the finish is seen within a second or so of its tick
+    assert len(polls) < (polls[-1] - polls[0]) / 6.0  # fewer requests than the SDK's 6 s polling
+    run(sched, clock, lambda: all(w.done() for w in watches))
+    assert all(w.outcome is Outcome.SUCCEEDED for w in watches)

@@ -137,6 +137,36 @@ def test_refresh_period_quantises_status_and_progress() -> None:
     assert task_view(Timeline(invisible_for=2, refresh_period=15), 1.0)["visible"] is False
 
 
+def test_refresh_phase_shifts_the_ticks() -> None:
+    # The gateway's last tick was 4 s before creation: ticks at 11, 26, ... s after it.
+    t = Timeline(invisible_for=0, submitted_for=1, queued_for=1, run_for=30, refresh_period=15, refresh_phase=4)
+    assert task_view(t, 10.9)["status"] == "SUBMITTED"
+    assert task_view(t, 11.0)["status"] == "IN_PROGRESS" and task_view(t, 11.0)["progress"] == "30%"
+    assert task_view(t, 25.9)["progress"] == "30%" and task_view(t, 26.0)["progress"] == "80%"
+    assert task_view(t, 40.9)["status"] == "IN_PROGRESS" and task_view(t, 41.0)["status"] == "SUCCESS"
+
+
+def test_simulator_refresh_loop_is_shared_by_its_tasks() -> None:
+    # Two tasks created apart tick at the same moments: one loop, one phase for the gateway.
+    with Simulator(default_timeline=Timeline.fast(), refresh_period=20.0, refresh_phase=3.0) as sim:
+        assert sim.refresh_phase == 3.0
+        first = sim.add_task("sk-test-123")
+        time.sleep(0.05)
+        second = sim.add_task("sk-test-123")
+        phases = [sim._tasks[i].timeline.refresh_phase for i in (first, second)]
+        created = [sim._tasks[i].created_mono for i in (first, second)]
+        assert all(sim._tasks[i].timeline.refresh_period == 20.0 for i in (first, second))
+        ticks = [(c - p) % 20.0 for c, p in zip(created, phases)]  # a tick, modulo the period
+        def apart(a: float, b: float) -> float:  # distance on the 20 s circle
+            return min((a - b) % 20.0, (b - a) % 20.0)
+
+        assert apart(ticks[0], ticks[1]) < 1e-6 and apart(ticks[0], sim._epoch + 3.0) < 1e-6
+    randoms = {Simulator(refresh_period=20.0).refresh_phase for _ in range(5)}
+    assert len(randoms) > 1 and all(0 <= p < 20 for p in randoms)
+    with pytest.raises(ValueError, match="refresh_period"):
+        Simulator(refresh_period=-1.0)
+
+
 @pytest.mark.parametrize(("style", "running", "done"), [
     ("percent", "50%", "100%"), ("jump", "0%", "100%"), ("fraction", 0.5, 1.0), ("int", 50, 100),
 ])
@@ -589,6 +619,26 @@ def test_simulator_imports_nothing_else_from_the_package() -> None:
                 for alias in node.names:
                     assert not alias.name.startswith("runway_widgets") or alias.name.startswith(
                         "runway_widgets.simulator"), f"{source.name} imports {alias.name}"
+
+
+def test_standalone_refresh_period_option() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "runway_widgets.simulator", "--port", "0", "--refresh-period", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=SIM_DIR.parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert "every 20 s (phase " in lines[2], lines
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    bad = subprocess.run([sys.executable, "-m", "runway_widgets.simulator", "--refresh-period", "-3"],
+                         capture_output=True, text=True, cwd=SIM_DIR.parents[1], timeout=30)
+    assert bad.returncode == 2 and "--refresh-period must be" in bad.stderr
 
 
 def test_standalone_main_prints_its_url_and_stops_on_sigint() -> None:

@@ -32,12 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true",
                         help="use the leisurely demo timeline (about 14 s from creation to video)")
     parser.add_argument("--fast", action="store_true", help="use the fast test timeline (about 2 s)")
+    parser.add_argument("--refresh-period", type=float, metavar="SECONDS",
+                        help="refresh every task in one loop every SECONDS, like a gateway (0: continuously; "
+                             "default: as each timeline says)")
+    parser.add_argument("--refresh-phase", type=float, metavar="SECONDS",
+                        help="where in the period the ticks fall (default: random)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until interrupted; return the process exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.refresh_period is not None and not (0 <= args.refresh_period < float("inf")):
+        parser.error("--refresh-period must be a number of seconds, 0 or more")
     timeline = Timeline.demo() if args.demo else Timeline.fast() if args.fast else Timeline()
     stop = threading.Event()
 
@@ -47,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (e.g. from a test harness) should shut down as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        sim = Simulator(host=args.host, port=args.port, keys=args.keys, default_timeline=timeline).start()
+        sim = Simulator(host=args.host, port=args.port, keys=args.keys, default_timeline=timeline,
+                        refresh_period=args.refresh_period, refresh_phase=args.refresh_phase).start()
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
@@ -55,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Runway simulator listening on {sim.base_url}", flush=True)
     hint = "one of the --key values" if args.keys else "any non-empty key"
     print(f"Use base_url={sim.base_url!r} with {hint}, e.g. api_key={key!r}. Ctrl-C to stop.", flush=True)
+    if sim.refresh_period is not None:
+        print(f"One refresh loop for every task: every {sim.refresh_period:g} s (phase {sim.refresh_phase:.2f} s)."
+              if sim.refresh_period else "Every task is refreshed continuously.", flush=True)
     try:
         while not stop.wait(0.5):  # short waits keep Ctrl-C responsive on every platform
             pass

@@ -8,12 +8,14 @@ plumbing lives in :mod:`.handler`, request routing in :mod:`.routes`.
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -93,6 +95,13 @@ class Simulator:
     runway_keys : iterable of str or None
         Keys accepted on Runway's own API (``/v1/...``); None accepts any non-empty key.
         Tasks belong to the key that created them, whichever API created them.
+    refresh_period : float or None
+        Act as a gateway whose one refresh loop ticks every ``refresh_period`` seconds
+        (0: continuously) for every task, whatever its timeline says.  None: each
+        timeline's own ``refresh_period``, counted from its task's creation.
+    refresh_phase : float or None
+        Where in the period the loop's ticks fall, seconds after the simulator was
+        created (None: random).
 
     Examples
     --------
@@ -102,8 +111,15 @@ class Simulator:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, keys: Iterable[str] | None = None,
-                 default_timeline: Timeline | None = None, runway_keys: Iterable[str] | None = None) -> None:
+                 default_timeline: Timeline | None = None, refresh_period: float | None = None,
+                 refresh_phase: float | None = None, runway_keys: Iterable[str] | None = None) -> None:
+        if refresh_period is not None and not (refresh_period >= 0 and math.isfinite(refresh_period)):
+            raise ValueError(f"refresh_period must be a number >= 0, got {refresh_period!r}")
         self.host = host
+        self.refresh_period = refresh_period
+        period = refresh_period or 0.0
+        self.refresh_phase = (refresh_phase if refresh_phase is not None else random.uniform(0.0, period)) % period if period else 0.0
+        self._epoch = time.monotonic()
         self._requested_port = port
         if isinstance(keys, str):  # a lone key, not an iterable of its characters
             keys = [keys]
@@ -253,7 +269,12 @@ class Simulator:
     def _insert(self, key: str, timeline: Timeline, task_id: str | None, action: str) -> str:
         # Caller holds the lock.
         new_id = task_id or str(uuid.uuid4())
-        self._tasks[new_id] = _Task(new_id, _digest(key), action, timeline, time.monotonic(), time.time())
+        now = time.monotonic()
+        if self.refresh_period is not None:
+            # One loop for all tasks: ticks at epoch + refresh_phase + k * period.
+            phase = (now - self._epoch - self.refresh_phase) % self.refresh_period if self.refresh_period else 0.0
+            timeline = replace(timeline, refresh_period=self.refresh_period, refresh_phase=phase)
+        self._tasks[new_id] = _Task(new_id, _digest(key), action, timeline, now, time.time())
         return new_id
 
     def _key_accepted(self, key: str | None) -> bool:

@@ -33,7 +33,8 @@ RUNWAY_STATUS: dict[str, str] = {
     "SUCCESS": "SUCCEEDED", "FAILURE": "FAILED", "CANCELLED": "CANCELLED",
 }
 
-_FLOAT_FIELDS = ("invisible_for", "not_start_for", "submitted_for", "queued_for", "run_for", "refresh_period")
+_FLOAT_FIELDS = ("invisible_for", "not_start_for", "submitted_for", "queued_for", "run_for", "refresh_period",
+                 "refresh_phase")
 _OPT_FLOAT_FIELDS = ("fail_at", "url_ttl")
 _STR_FIELDS = ("outcome", "fail_reason", "fail_code", "progress_style", "form", "result_location")
 _OPT_STR_FIELDS = ("after_terminal", "extra_status", "action", "result_url_override")
@@ -60,7 +61,12 @@ class Timeline:
     fail_at : float or None
         Fail this many seconds into the run instead of finishing (an early failure).
     refresh_period : float
-        If > 0, status and progress only change at ``k * refresh_period``.
+        If > 0, status and progress only change at refresh ticks, ``refresh_period`` apart.
+    refresh_phase : float
+        How long before the task's creation the gateway's last tick was: ticks fall at
+        ``k * refresh_period - refresh_phase`` seconds after creation.  (A
+        :class:`~.server.Simulator` with a ``refresh_period`` sets it, so that all its
+        tasks share one refresh loop.)
     progress_style : str
         One of :data:`PROGRESS_STYLES`.
     progress_values : tuple
@@ -91,6 +97,7 @@ class Timeline:
     fail_code: str = "SAFETY.INPUT.TEXT"
     fail_at: float | None = None
     refresh_period: float = 0.0
+    refresh_phase: float = 0.0
     progress_style: str = "percent"
     progress_values: tuple[Any, ...] = ()
     form: str = "envelope"
@@ -181,11 +188,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _quantise(elapsed: float, period: float) -> float:
+def _quantise(elapsed: float, period: float, phase: float = 0.0) -> float:
     """Round ``elapsed`` down to the last refresh tick (identity when period is 0)."""
     if period <= 0:
         return elapsed
-    return math.floor(elapsed / period) * period
+    return math.floor((elapsed + phase) / period) * period - phase
 
 
 #: Sentinel: the feed leaves the ``progress`` field out (style "none").
@@ -256,7 +263,7 @@ def task_view(timeline: Timeline, elapsed: float, poll_index: int = 0, terminal_
     view["visible"] = True
     # Phases start when the task becomes visible, so every phase of a script is
     # observable. A refresh tick from before that moment shows the first phase.
-    clock = max(_quantise(elapsed, timeline.refresh_period), timeline.invisible_for)
+    clock = max(_quantise(elapsed, timeline.refresh_period, timeline.refresh_phase), timeline.invisible_for)
     t_submit = timeline.invisible_for + timeline.not_start_for
     t_queue = t_submit + timeline.submitted_for
     t_run = t_queue + timeline.queued_for
