@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_SAVE_DIR", "DEMO_MAX", "WATCH_OPTIONS", "Option", "add_optio
            "check_combination", "watch_settings", "usage_sentence", "exit_codes_text"]
 
 DEMO_MAX = 20  # demo tasks one command may create
+DEMO_INTERVAL = 1.0  # s between polls of a demo task (the simulator is local)
 
 
 def demo_count(text: str) -> int:
@@ -116,7 +117,12 @@ def check_combination(args: Any) -> None:
 
 def watch_settings(args: Any) -> dict[str, Any]:
     """The parsed limits, as keyword arguments of :func:`runway_widgets.watch`."""
-    return {"timeout": args.timeout, "interval": args.interval, "give_up_after": args.give_up_after,
+    interval = args.interval
+    if interval is None and getattr(args, "demo", None) is not None:
+        # The simulator runs in this process and costs nothing to ask: a demo card moves every
+        # second instead of exploring at a real gateway's careful pace (6 s, as Runway's SDK).
+        interval = DEMO_INTERVAL
+    return {"timeout": args.timeout, "interval": interval, "give_up_after": args.give_up_after,
             "not_found_grace": args.not_found_grace}
 
 
