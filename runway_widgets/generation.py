@@ -10,7 +10,9 @@ Routes (see the README, "Generating"):
   since whoever owns that URL receives the task's result URLs; on Runway's own API
   ``POST /v1/text_to_video``;
 * a video (video-to-video) or a video and an image (Act-One): CometAPI's
-  ``/runway/pro/video2video`` and ``/runway/pro/act_one`` (callback URL as above).
+  ``/runway/pro/video2video`` and ``/runway/pro/act_one`` (callback URL as above); on
+  Runway's own API ``POST /v1/video_to_video`` (``videoUri``, ``promptText``, ``gen4_aleph``)
+  and ``POST /v1/character_performance`` (``character`` image, ``reference`` video, ``act_two``).
 
 Every request is checked before anything is sent: with several prompts or seeds, one bad
 value sends nothing.
@@ -28,8 +30,8 @@ from typing import Any, Iterable, Sequence
 from .client import Client
 from .errors import ConfigError, RunwayWidgetsError
 from .inputs import ImageInput, load_image, media_url
-from .models import (IMAGE_MODELS, PRO_MODELS, PROMPT_MAX, TEXT_MODELS, check_duration, check_model,
-                     check_pro_ratio, check_seed, runway_ratio)
+from .models import (ACT_MODELS, IMAGE_MODELS, PRO_MODELS, PROMPT_MAX, TEXT_MODELS, VIDEO_MODELS, check_duration,
+                     check_model, check_pro_ratio, check_seed, runway_ratio)
 from .watch import Watch
 
 __all__ = ["generate", "plan_requests", "send", "check_count", "CreatePlan", "CreatedSome", "caption_of",
@@ -110,6 +112,8 @@ def plan_requests(prompt: str | Sequence[str] = "", *, image: Any = None, video:
         raise ConfigError(f"With pairing, give as many seeds as prompts ({len(prompts)} prompts, {len(seeds)} seeds).")
     combos = list(zip(prompts, seeds)) if pair else list(itertools.product(prompts, seeds))
     picture = load_image(image) if image is not None else None
+    if video is not None and not isinstance(video, str):
+        raise ConfigError(f"The video is an https:// URL, not {type(video).__name__}.")
     clip = media_url(video, "video") if video is not None else None
     runway = provider == "runway"
     plans = []
@@ -122,8 +126,10 @@ def plan_requests(prompt: str | Sequence[str] = "", *, image: Any = None, video:
 
 def _plan_one(text: str, picture: ImageInput | None, clip: str | None, model: str | None, ratio: str | None,
               duration: int | None, seed: int | None, runway: bool, callback_url: str | None) -> CreatePlan:
+    if clip is not None and runway:
+        return _plan_runway_video(text, picture, clip, model, ratio, duration, seed)
     if clip is not None:
-        return _plan_video(text, picture, clip, model, runway, callback_url, seed)
+        return _plan_video(text, picture, clip, model, callback_url, seed)
     if picture is not None or runway:
         route = "image_to_video" if picture is not None else "text_to_video"
         table = IMAGE_MODELS if picture is not None else TEXT_MODELS
@@ -147,10 +153,30 @@ def _plan_one(text: str, picture: ImageInput | None, clip: str | None, model: st
     return CreatePlan("pro/generate", body, text, params, None)
 
 
-def _plan_video(text: str, picture: ImageInput | None, clip: str, model: str | None, runway: bool,
+def _plan_runway_video(text: str, picture: ImageInput | None, clip: str, model: str | None, ratio: str | None,
+                       duration: int | None, seed: int | None) -> CreatePlan:
+    """Runway's own ``/v1/video_to_video`` or ``/v1/character_performance`` (Act-Two) body."""
+    if duration is not None:
+        raise ConfigError("Video-to-video and Act-One take their length from the video; leave out the duration.")
+    route = "character_performance" if picture is not None else "video_to_video"
+    table = ACT_MODELS if picture is not None else VIDEO_MODELS
+    name = check_model(model, table, f"{route} (Runway)")
+    # ratio only when asked for: Runway then picks one that fits the input video
+    chosen = runway_ratio(ratio, name, table[name], f"{route} (Runway)") if ratio is not None else None
+    params = {"model": name, "ratio": chosen, "video": clip, "seed": seed}
+    if picture is not None:  # Act-Two: the reference video's performance drives the image's character
+        body: dict[str, Any] = {"character": {"type": "image", "uri": picture.uri},
+                                "reference": {"type": "video", "uri": clip}, "model": name, "ratio": chosen,
+                                "seed": seed}
+        return CreatePlan(route, body, text, params, picture)
+    if not text:
+        raise ConfigError("Video-to-video needs a prompt that says how to redraw the video.")
+    body = {"videoUri": clip, "promptText": text, "model": name, "ratio": chosen, "seed": seed}
+    return CreatePlan(route, body, text, params, None)
+
+
+def _plan_video(text: str, picture: ImageInput | None, clip: str, model: str | None,
                 callback_url: str | None, seed: int | None) -> CreatePlan:
-    if runway:
-        raise ConfigError("Video-to-video and Act-One go through CometAPI here; use provider='cometapi'.")
     if picture is not None:  # Act-One: the video drives the image's character
         if not picture.uri.startswith(("https://", "http://")):
             raise ConfigError("Act-One takes the character image as an https:// URL, not a local file.")

@@ -64,7 +64,8 @@ def media_url(value: str, name: str) -> str:
         return text
     if parts.scheme == "http":
         raise ConfigError(f"The {name} URL must be https:// (Runway fetches only HTTPS URLs).")
-    raise ConfigError(f"The {name} must be an https:// URL or a local file.")
+    local = " or a local file" if name == "image" else ""  # only images are read from disk and sent inline
+    raise ConfigError(f"The {name} must be an https:// URL{local}.")
 
 
 def _size_words(count: int) -> str:

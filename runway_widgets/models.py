@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-__all__ = ["ModelSpec", "IMAGE_MODELS", "TEXT_MODELS", "PRO_MODELS", "PRO_RATIOS", "SEED_MAX",
+__all__ = ["ModelSpec", "IMAGE_MODELS", "TEXT_MODELS", "VIDEO_MODELS", "ACT_MODELS", "PRO_MODELS", "PRO_RATIOS", "SEED_MAX",
            "PROMPT_MAX", "check_seed", "check_model", "check_duration", "runway_ratio", "check_pro_ratio"]
 
 SEED_MAX = 4_294_967_295  # Runway: 0 .. 2**32 - 1
@@ -41,6 +41,12 @@ TEXT_MODELS: dict[str, ModelSpec] = {
     "gen4.5": ModelSpec(("1280:720", "720:1280", "1104:832", "832:1104", "960:960"), tuple(range(2, 11))),
     "veo3.1": ModelSpec(("1280:720", "720:1280", "1080:1920", "1920:1080"), (4, 6, 8)),
 }
+#: POST /v1/video_to_video on Runway's own API (the output's length follows the video: no durations).
+VIDEO_MODELS: dict[str, ModelSpec] = {
+    "gen4_aleph": ModelSpec(_GEN4 + ("848:480", "640:480"), ()),
+}
+#: POST /v1/character_performance (Act-Two) on Runway's own API (length follows the reference video).
+ACT_MODELS: dict[str, ModelSpec] = {"act_two": ModelSpec(_GEN4, ())}
 #: CometAPI's POST /runway/pro/generate (None: the gateway's default model).
 PRO_MODELS = ("gen4", "gen4_turbo")
 PRO_RATIOS = ("16:9", "9:16", "1:1")

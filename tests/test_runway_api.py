@@ -178,3 +178,76 @@ def test_watch_magic_and_cli_poll_runways_api(shell: Any, sim: Simulator, monkey
     monkeypatch.delenv("RUNWAYML_API_SECRET")
     result = run([second, "--provider", "runway", "--base-url", sim.base_url], key=None)
     assert result.code == 2 and "RUNWAYML_API_SECRET" in result.err
+
+
+VIDEO = "https://videos.example.com/dance.mp4"
+
+
+def test_provider_runway_sends_video_to_video_and_act_two_to_runways_routes(
+        two_keys: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from runway_widgets.generation import caption_of
+
+    monkeypatch.setenv("RUNWAYML_API_SECRET", RUNWAY_KEY)
+    monkeypatch.setenv("RUNWAYML_BASE_URL", two_keys.base_url)
+    redraw = rw.generate("make it claymation", video=VIDEO, seed=5, ratio="16:9")
+    assert redraw.wait(10).status == "SUCCEEDED"
+    assert two_keys.created_bodies[-1] == ("/v1/video_to_video", redraw.task_id, {
+        "videoUri": VIDEO, "promptText": "make it claymation", "model": "gen4_aleph", "ratio": "1280:720", "seed": 5})
+    act = rw.generate(video=VIDEO, image=BODY["promptImage"])
+    assert act.wait(10).status == "SUCCEEDED"
+    assert two_keys.created_bodies[-1] == ("/v1/character_performance", act.task_id, {
+        "character": {"type": "image", "uri": BODY["promptImage"]}, "reference": {"type": "video", "uri": VIDEO},
+        "model": "act_two"})  # no ratio or seed asked for: none sent
+    face = tmp_path / "face.png"
+    face.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    inline = rw.generate(video=VIDEO, image=str(face), ratio="720:1280")
+    assert inline.wait(10).status == "SUCCEEDED"
+    body = two_keys.created_bodies[-1][2]
+    assert body["character"]["uri"].startswith("data:image/png;base64,") and body["ratio"] == "720:1280"
+    paths = [r.path for r in two_keys.requests]
+    assert f"/v1/tasks/{act.task_id}" in paths and not any(p.startswith(("/runway/", "/runwayml/")) for p in paths)
+    assert caption_of(redraw).parameters["model"] == "gen4_aleph" and caption_of(inline).image is not None
+    records = {r["task_id"]: r for r in map(json.loads, journal_path().read_text().splitlines())
+               if r.get("outcome") == "created"}
+    assert records[redraw.task_id]["kind"] == "video_to_video"
+    assert records[redraw.task_id]["prompt"] == "make it claymation"
+    assert records[act.task_id]["kind"] == "character_performance"
+    assert "not kept" in records[inline.task_id]["parameters"]["character"]["uri"]  # the image's bytes stay out
+
+
+RUNWAY_VIDEO_BAD = [
+    (dict(video="ftp://videos.example.com/a.mp4", prompt="x"), "The video must be an https:// URL."),
+    (dict(video="/tmp/dance.mp4", prompt="x"), "The video must be an https:// URL."),
+    (dict(video="http://videos.example.com/a.mp4", prompt="x"), "must be https://"),
+    (dict(video=b"https://videos.example.com/a.mp4", prompt="x"), "not bytes"),
+    (dict(video=VIDEO), "needs a prompt"),
+    (dict(video=VIDEO, prompt="x", model="gen4_turbo"), "not available for video_to_video"),
+    (dict(video=VIDEO, prompt="x", ratio="1280:768"), "not available for gen4_aleph"),
+    (dict(video=VIDEO, prompt="x", duration=5), "leave out the duration"),
+    (dict(video=VIDEO, image=BODY["promptImage"], model="gen4_aleph"), "not available for character_performance"),
+    (dict(video=VIDEO, image=BODY["promptImage"], ratio="848:480"), "not available for act_two"),
+    (dict(video=VIDEO, prompt="x", seed=-1), "A seed is a whole number"),
+]
+
+
+@pytest.mark.parametrize("kwargs, words", RUNWAY_VIDEO_BAD, ids=[w for _k, w in RUNWAY_VIDEO_BAD])
+def test_runway_video_inputs_are_one_sentence_and_send_nothing(
+        two_keys: Simulator, monkeypatch: pytest.MonkeyPatch, kwargs: dict, words: str) -> None:
+    monkeypatch.setenv("RUNWAYML_API_SECRET", RUNWAY_KEY)
+    with pytest.raises(rw.ConfigError) as caught:
+        rw.generate(base_url=two_keys.base_url, **kwargs)
+    message = str(caught.value)
+    assert words in message and "\n" not in message and message.endswith(".")
+    assert two_keys.requests == [] and two_keys.created_bodies == []
+
+
+def test_runways_own_video_routes_validate_their_bodies(two_keys: Simulator) -> None:
+    good = {"videoUri": VIDEO, "promptText": "x", "model": "gen4_aleph"}
+    assert call(two_keys, "POST", "/v1/video_to_video", good, key=RUNWAY_KEY)[0] == 200
+    status, reply = call(two_keys, "POST", "/v1/video_to_video", {**good, "videoUri": "http://v.example.com/a"},
+                         key=RUNWAY_KEY)
+    assert status == 400 and "videoUri" in reply["error"]
+    status, reply = call(two_keys, "POST", "/v1/character_performance",
+                         {"character": {"type": "image", "uri": BODY["promptImage"]}, "model": "act_two"}, key=RUNWAY_KEY)
+    assert status == 400 and "reference" in reply["error"]
+    assert len(two_keys.created_bodies) == 1
