@@ -14,26 +14,16 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import api
-from .config import default_save, resolve_key
+from .config import default_save, positive_seconds
 from .errors import RunwayWidgetsError
 from .generation import CONFIRM_ABOVE, generate
-from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
+from .notebook import NotebookView, WatchList, in_colab, in_kernel, notebook_key
 from .providers import choose_provider
 from .views.terminal import TerminalBoard
 from .views.widget import require_ipywidgets
 from .watch import Watch
 
 __all__ = ["GenerateMagics"]
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("must be positive")
-    return value
-
-
-_seconds.__name__ = "positive seconds"
 
 
 @magics_class
@@ -57,7 +47,7 @@ class GenerateMagics(Magics):
     @argument("--save", nargs="?", const="runway_videos/", metavar="PATH_OR_DIR", help="download each finished video (alone: runway_videos/)")
     @argument("--no-save", action="store_true", help="do not save, even if a default save folder is set")
     @argument("--no-video", action="store_true", help="a link instead of an inline video")
-    @argument("--timeout", type=_seconds, default=1800.0, metavar="SECONDS", help="stop watching after this long (default 1800)")
+    @argument("--timeout", type=positive_seconds, default=1800.0, metavar="SECONDS", help="stop watching after this long (default 1800)")
     @argument("--demo", action="store_true", help="create the tasks on the built-in simulator (no key, no credits)")
     @line_magic
     def runway_generate(self, line: str) -> Any:
@@ -115,13 +105,7 @@ class GenerateMagics(Magics):
 
     def _client(self, args: Any) -> Any:
         provider = choose_provider(args.provider, base_url=args.base_url)
-        key = resolve_key(None, provider.key_env)
-        if key is None:
-            secret = colab_secret(provider.key_env)  # on the main thread, as Colab requires
-            key = resolve_key(secret) if secret else None
-        if key is None:
-            raise UsageError(provider.no_key("magic"))
-        return api.get_client(key, args.base_url, provider=provider.name)
+        return api.get_client(notebook_key(provider), args.base_url, provider=provider.name)
 
     def _present(self, watches: list[Watch], args: Any) -> Any:
         from .gallery_view import GalleryView, caption_for

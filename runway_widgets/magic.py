@@ -20,7 +20,7 @@ from . import api
 from .config import KEY_ENV, default_save, missing_key_help, resolve_key, validate_task_id
 from .errors import RunwayWidgetsError
 from .options import WATCH_OPTIONS, check_combination, magic_options, usage_sentence, watch_settings
-from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel
+from .notebook import NotebookView, WatchList, colab_secret, in_colab, in_kernel, notebook_key
 from .providers import choose_provider
 from .views.terminal import TerminalBoard
 from .views.text import summary_line
@@ -132,12 +132,7 @@ class RunwayMagics(Magics):
             raise UsageError("Give at least one TASK_ID (or try --demo for a simulated task).")
         task_ids = [validate_task_id(t) for t in args.task_ids]  # a bad id is the first thing to say, as in the CLI
         provider = choose_provider(args.provider, base_url=args.base_url)
-        key = resolve_key(None, provider.key_env)
-        if key is None:
-            secret = colab_secret(provider.key_env)  # on the main thread, as Colab requires
-            key = resolve_key(secret) if secret else None
-        if key is None:
-            raise UsageError(provider.no_key("magic"))
+        key = notebook_key(provider)
         client = api.get_client(key, args.base_url, feed="official" if args.official else "runway", provider=provider.name)
         return client, list(dict.fromkeys(task_ids))
 

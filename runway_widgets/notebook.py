@@ -40,7 +40,7 @@ from .views.outputs import (
 from .views.widget import TaskBoard, TaskCard
 from .watch import Outcome, Watch, WatchUpdate
 
-__all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "display_watch"]
+__all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "notebook_key", "display_watch"]
 
 RECORD_INTERVAL = 2.0  # s between rewrites of a live card's saved-state record
 _views: "weakref.WeakKeyDictionary[Watch, NotebookView]" = weakref.WeakKeyDictionary()
@@ -67,6 +67,22 @@ def colab_secret(name: str) -> str | None:
     except Exception:  # not granted, not defined, or an older Colab: fall through to the usual error
         return None
     return value or None
+
+
+def notebook_key(provider: Any) -> Any:
+    """The API key for ``provider`` in a notebook: its environment variable, else (in Colab) the
+    secret of that name, read here on the main thread.  Raises :class:`ConfigError` with the
+    provider's no-key sentence."""
+    from .config import resolve_key
+    from .errors import ConfigError
+
+    key = resolve_key(None, provider.key_env)
+    if key is None:
+        secret = colab_secret(provider.key_env)  # on the main thread, as Colab requires
+        key = resolve_key(secret) if secret else None
+    if key is None:
+        raise ConfigError(provider.no_key("magic"))
+    return key
 
 
 class NotebookView:
