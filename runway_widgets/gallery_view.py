@@ -37,7 +37,7 @@ class GalleryWidget:
         self.header = widgets.HTML(value=f"{css}<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
         self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
-        self.stop_all.on_click(lambda _b: [card._on_stop(None) for card in self.cards.values()])
+        self.stop_all.on_click(self._stop_all)
         columns = columns_for(len(task_ids))
         grid = widgets.GridBox([card.root for card in self.cards.values()], _dom_classes=["runway-gallery-grid"],
                                layout=widgets.Layout(grid_template_columns=f"repeat({columns}, minmax(0, 1fr))",
@@ -45,6 +45,10 @@ class GalleryWidget:
         top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
         self.root = widgets.VBox([top, grid], _dom_classes=["runway-gallery"])
 
+
+    def _stop_all(self, _button: Any) -> None:
+        for card in self.cards.values():
+            card._on_stop(None)
     def render(self, update: WatchUpdate) -> None:
         """Show ``update`` on its card and recount the header; safe from any thread."""
         card = self.cards.get(update.task_id)
@@ -102,7 +106,8 @@ def _record_update(record: TaskRecord) -> WatchUpdate:
 
 def _record_caption(record: TaskRecord) -> Caption:
     params = dict(record.parameters or {})
-    options = params.get("options") if isinstance(params.get("options"), dict) else {}
+    raw = params.get("options")
+    options = raw if isinstance(raw, dict) else {}
     params.setdefault("duration", options.get("seconds"))
     image = params.get("promptImage") or params.get("image")
     return Caption(record.prompt or "", params, str(image)[:80] if image else None,

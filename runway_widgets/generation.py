@@ -180,11 +180,12 @@ def _plan_video(text: str, picture: ImageInput | None, clip: str, model: str | N
     if picture is not None:  # Act-One: the video drives the image's character
         if not picture.uri.startswith(("https://", "http://")):
             raise ConfigError("Act-One takes the character image as an https:// URL, not a local file.")
-        body = {"video": clip, "image": picture.uri, "callback_url": _callback(callback_url)}
-        return CreatePlan("pro/act_one", body, text, {"video": clip}, picture)
+        act: dict[str, Any] = {"video": clip, "image": picture.uri, "callback_url": _callback(callback_url)}
+        return CreatePlan("pro/act_one", act, text, {"video": clip}, picture)
     if not text:
         raise ConfigError("Video-to-video needs a prompt that says how to redraw the video.")
-    body = {"video": clip, "prompt": text, "model": model, "callback_url": _callback(callback_url), "seed": seed}
+    body: dict[str, Any] = {"video": clip, "prompt": text, "model": model, "callback_url": _callback(callback_url),
+                            "seed": seed}
     return CreatePlan("pro/video2video", body, text, {"model": model, "video": clip, "seed": seed}, None)
 
 

@@ -34,9 +34,15 @@ class StateSignature(NamedTuple):
 class Observed(Protocol):
     """What :func:`observe` reads of a snapshot (a :class:`~.snapshot.TaskSnapshot`)."""
 
-    state: TaskState
-    progress: Optional[float]
-    status: str
+    # Read-only properties: a frozen snapshot satisfies them.
+    @property
+    def state(self) -> TaskState: ...
+
+    @property
+    def progress(self) -> Optional[float]: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 @dataclass(frozen=True)

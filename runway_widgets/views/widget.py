@@ -26,7 +26,7 @@ _BAR_STYLES = {"running": "info", "succeeded": "success", "failed": "danger", "c
 def require_ipywidgets() -> Any:
     """Import ipywidgets or raise one clear sentence about installing it."""
     try:
-        import ipywidgets
+        import ipywidgets  # type: ignore[import-untyped]  # ships no type information
     except ImportError:
         raise ConfigError("ipywidgets is not installed: run  %pip install 'ipywidgets>=7.6'  and restart the kernel.") from None
     major_minor = tuple(int(p) for p in ipywidgets.__version__.split(".")[:2] if p.isdigit())
