@@ -45,10 +45,10 @@ class GalleryWidget:
         top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
         self.root = widgets.VBox([top, grid], _dom_classes=["runway-gallery"])
 
-
     def _stop_all(self, _button: Any) -> None:
         for card in self.cards.values():
             card._on_stop(None)
+
     def render(self, update: WatchUpdate) -> None:
         """Show ``update`` on its card and recount the header; safe from any thread."""
         card = self.cards.get(update.task_id)
