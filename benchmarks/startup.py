@@ -13,9 +13,13 @@ anything, so importing requests is the floor of any real use).  ``%load_ext`` ru
 fresh ``IPython.core.interactiveshell.InteractiveShell`` and is timed against creating
 that shell alone.
 
-Target: ``import runway_widgets`` within 1.3x of ``import requests`` (in-process import
-time; the whole-process ratio is shown too).  The first real use
-(``from runway_widgets import watch, Client``) is reported for information.
+Targets (in-process import time; the whole-process ratio is shown too):
+
+* ``import runway_widgets`` within 1.3x of ``import requests``.  The package loads its
+  public names lazily, so this import alone loads neither requests nor the poller.
+* the first real use, ``from runway_widgets import watch, Client`` (requests, the client,
+  the scheduler), within 1.5x of ``import requests``: what the lazy import defers must
+  not grow unnoticed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as common  # noqa: E402
 
 TARGET = 1.3
+FIRST_USE_TARGET = 1.5
 _TIMED = "import time as _t\n_s = _t.perf_counter()\n{stmt}\n_e = _t.perf_counter() - _s\n{check}print(repr(_e))\n"
 _SHELL = ("from IPython.core.interactiveshell import InteractiveShell\n"
           "_sh = InteractiveShell.instance()\n")
@@ -117,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = mine <= TARGET * req
     report.verdict(ok, f"`import runway_widgets` within {TARGET}x of `import requests`: {mine:.1f} ms vs {req:.1f} ms "
                        f"in-process ({mine / req:.2f}x); whole process {minew:.1f} ms vs {reqw:.1f} ms ({minew / reqw:.2f}x)")
+    report.verdict(first <= FIRST_USE_TARGET * req,
+                   f"first real use (`from runway_widgets import watch, Client`) within {FIRST_USE_TARGET}x of "
+                   f"`import requests`: {first:.1f} ms vs {req:.1f} ms in-process ({first / req:.2f}x)")
     report.emit(args.markdown)
     if os.environ.get("RW_BENCH_JSON"):
         print(json.dumps({"inproc_ms": med, "process_ms": medw}))

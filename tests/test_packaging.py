@@ -12,9 +12,9 @@ import runway_widgets
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_import_loads_neither_ipython_nor_ipywidgets() -> None:
-    code = ("import sys, runway_widgets; "
-            "print(sorted(m for m in ('IPython', 'ipywidgets', 'ipykernel', 'nest_asyncio') if m in sys.modules))")
+def test_import_loads_neither_ipython_nor_ipywidgets_nor_requests() -> None:
+    code = ("import sys, runway_widgets; print(sorted(m for m in ('IPython', 'ipywidgets', 'ipykernel', "
+            "'nest_asyncio', 'requests', 'runway_widgets.api') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -22,6 +22,26 @@ def test_import_loads_neither_ipython_nor_ipywidgets() -> None:
 def test_public_names_exist() -> None:
     for name in runway_widgets.__all__:
         assert hasattr(runway_widgets, name), name
+
+
+def test_rw_watch_is_the_function_whichever_module_loads_first() -> None:
+    # The submodule runway_widgets.watch must not shadow the function once names load lazily.
+    orders = ["import runway_widgets.watch; from runway_widgets.api import watch as w",
+              "from runway_widgets.watch import Watch; import runway_widgets.scheduler; w = 1",
+              "import runway_widgets as rw; rw.watch; import runway_widgets.watch; w = 2"]
+    for prelude in orders:
+        code = f"{prelude}\nimport runway_widgets as rw\nprint(callable(rw.watch), type(rw.watch).__name__)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+        assert out.stdout.split() == ["True", "function"], (prelude, out.stdout, out.stderr)
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        runway_widgets.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("no AttributeError")
 
 
 def test_console_script_is_declared_and_runs() -> None:
