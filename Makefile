@@ -53,13 +53,20 @@ demo-terminal: $(VENV)/.installed
 ## kernel-envs: the extra venvs the notebook-kernel tests run notebooks in
 kernel-envs: .venv-colab/.installed .venv-ipk70/.installed
 
+# Most tests wait on servers, kernels and browsers rather than compute (about 3 min of CPU
+# in 8 min of wall time), so three pytest-xdist workers share two cores well; each test
+# file stays on one worker (its module fixtures start once).  The benchmark smoke measures
+# timing ratios, so it runs alone afterwards.
+XDIST := -n 3 --dist loadfile
+
 ## test: every test, including real JupyterLab/Notebook 7 in Debian's Chromium
 test: $(VENV)/.installed-test chromium .venv-colab/.installed .venv-ipk70/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST) -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 ## test-fast: everything but the browser and notebook-kernel tests
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not browser and not kernel and not colab"
+	$(BIN)/python -m pytest $(XDIST) -m "not browser and not kernel and not colab and not serial"
 
 ## test-kernel: only the notebooks executed in real kernels (this venv, Colab's versions, ipykernel 7.0.1)
 test-kernel: $(VENV)/.installed-test .venv-colab/.installed .venv-ipk70/.installed

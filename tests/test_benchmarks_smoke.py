@@ -5,6 +5,9 @@ benchmarks/RESULTS.md.
 
 Each benchmark runs in its own process group and is stopped by its pid if it overruns
 (SIGTERM first, so its own ``finally`` stops the simulator and kernels it started).
+
+They are marked ``serial``: their targets are ratios of timings, so ``make test`` runs them
+alone, after the rest of the suite, not beside other tests.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.serial
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
