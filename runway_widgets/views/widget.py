@@ -127,9 +127,10 @@ class TaskBoard:
         widgets = require_ipywidgets()
         captions = captions or {}
         self.layout = layout
+        initial = [waiting(t) for t in task_ids]
         self.cards = {t: TaskCard(t, show_video, foreground, caption=caption_html(captions.get(t))) for t in task_ids}
         self._css = css  # kept in the header (a few bytes more per header change)
-        self.header = widgets.HTML(value=f"{css}<b>{board_header([waiting(t) for t in task_ids])}</b>",
+        self.header = widgets.HTML(value=f"{css}<b>{board_header(initial)}</b>",
                                    _dom_classes=["runway-board-header"])
         self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
@@ -139,7 +140,7 @@ class TaskBoard:
         # The cards sit in a box of their own: a gallery's is a grid from the start, a list's
         # becomes one when the board is finished and compact.
         gallery = layout == "gallery"
-        grid = grid_for(layout, [waiting(t) for t in task_ids])
+        grid = grid_for(layout, initial)
         self.grid = widgets.Box([card.root for card in self.cards.values()],
                                 _dom_classes=["runway-cards"] + (["runway-gallery-grid"] if gallery else []),
                                 layout=widgets.Layout(display="flex", flex_flow="column") if grid is None
