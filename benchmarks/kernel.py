@@ -78,15 +78,14 @@ def _walk(widget, seen):
 _rw.wait_all(%(timeout)r)
 _out = {"tasks": {}, "board": [], "outcomes": {}, "versions": {}}
 for _view in {id(v): v for v in list(_nb._views.values())}.values():
-    _cards = _view.widget.cards if hasattr(_view.widget, "cards") else {_view.task_ids[0]: _view.widget}
+    _cards = _view.widget.cards  # a single task's view is a board of one
     _owned = set()
     for _tid, _card in _cards.items():
         _ids = [x.model_id for x in _walk(_card.root, set())]
         _out["tasks"][_tid] = _ids
         _owned.update(_ids)
     _out["board"] += [x.model_id for x in _walk(_view.widget.root, set()) if x.model_id not in _owned]
-    if hasattr(_view.widget, "header"):
-        _out["header"] = _view.widget.header.model_id
+    _out["header"] = _view.widget.header.model_id
 for _h in _rw.recent_watches():
     _out["outcomes"][_h.task_id] = _h.outcome.value
 import sys as _sys, ipykernel as _ik, IPython as _ip

@@ -1,77 +1,26 @@
 """Results side by side: a gallery of captioned cards, live while tasks run, static at the end.
 
-:class:`GalleryView` is a :class:`~runway_widgets.notebook.NotebookView` whose widget is a
-grid of cards (2-3 per row) and whose static form is :func:`~runway_widgets.views.gallery.gallery_html`:
-the same card/record outputs, the same replacement by static HTML when every watch has
-ended, so a saved notebook shows the finished videos side by side without a widget model.
-:func:`gallery` builds one from watches or task-journal records.
+A gallery is a board in the ``"gallery"`` layout (captioned cards, 2-3 per row; see
+``views/board.py``) on a :class:`~runway_widgets.notebook.NotebookView`: the same card/record
+outputs, the same replacement by static HTML when every watch has ended, so a saved notebook
+shows the finished videos side by side without a widget model.  :func:`gallery` builds one
+from watches or task-journal records.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 from .notebook import NotebookView
 from .records import TaskRecord
 from .snapshot import TaskSnapshot, TaskState
 from .updates import Outcome, WatchUpdate
-from .views.card import board_header
-from .views.gallery import Caption, caption_html, columns_for, gallery_html
-from .views.outputs import hide_record_css
-from .views.text import summary_line
-from .views.widget import TaskCard, require_ipywidgets
+from .views.board import board_html
+from .views.caption import Caption
+from .views.outputs import static_bundle
 from .watch import Watch
 
-__all__ = ["GalleryView", "Gallery", "gallery", "caption_for"]
-
-
-class GalleryWidget:
-    """Captioned live cards in a grid under a header and a Stop-all button."""
-
-    def __init__(self, task_ids: list[str], captions: dict[str, Caption | None], video_source: Callable[[WatchUpdate], str],
-                 foreground: bool, css: str) -> None:
-        widgets = require_ipywidgets()
-        self.cards = {t: TaskCard(t, True, video_source, foreground, caption=caption_html(captions.get(t)))
-                      for t in task_ids}
-        self._css = css
-        self.header = widgets.HTML(value=f"{css}<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
-        self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
-                                       layout=widgets.Layout(width="auto", display="none" if foreground else None))
-        self.stop_all.on_click(self._stop_all)
-        columns = columns_for(len(task_ids))
-        grid = widgets.GridBox([card.root for card in self.cards.values()], _dom_classes=["runway-gallery-grid"],
-                               layout=widgets.Layout(grid_template_columns=f"repeat({columns}, minmax(0, 1fr))",
-                                                     grid_gap="8px", width="100%"))
-        top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
-        self.root = widgets.VBox([top, grid], _dom_classes=["runway-gallery"])
-
-    def _stop_all(self, _button: Any) -> None:
-        for card in self.cards.values():
-            card._on_stop(None)
-
-    def render(self, update: WatchUpdate) -> None:
-        """Show ``update`` on its card and recount the header; safe from any thread."""
-        card = self.cards.get(update.task_id)
-        if card is None:
-            return
-        card.render(update)
-        updates = [c.last or WatchUpdate(c.task_id, Outcome.WATCHING, None, 0.0, 0) for c in self.cards.values()]
-        self.header.value = f"{self._css}<b>{board_header(updates)}</b>"  # unchanged text sends nothing
-        if all(u.done for u in updates) and self.stop_all.layout.display != "none":
-            self.stop_all.layout.display = "none"
-
-    __call__ = render
-
-
-class GalleryView(NotebookView):
-    """A notebook view of several tasks as a captioned grid (also for one task)."""
-
-    def _make_widget(self, task_ids: list[str], show_video: bool, foreground: bool) -> Any:
-        return GalleryWidget(task_ids, self.captions, self._result_html, foreground, hide_record_css(self.display_key))
-
-    def _static(self, updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
-        return {"text/html": gallery_html(updates, self.captions, result),
-                "text/plain": "\n".join(summary_line(u) for u in updates)}
+__all__ = ["Gallery", "gallery", "caption_for"]
 
 
 def caption_for(handle: Watch) -> Caption | None:
@@ -153,10 +102,8 @@ class Gallery:
 
     def html(self) -> str:
         """The static gallery as it stands now."""
-        from .views.outputs import result_html
-
         updates, captions = self._parts()
-        return gallery_html(updates, captions, lambda u: result_html(u, True))
+        return board_html(updates, "gallery", captions)
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -167,9 +114,9 @@ class Gallery:
         updates, captions = self._parts()
         live = [w for w in self.watches if not w.done()]
         if not live or self.records:
-            display({"text/html": self.html(), "text/plain": "\n".join(summary_line(u) for u in updates)}, raw=True)
+            display(static_bundle(updates, "gallery", captions), raw=True)
             return
-        view = GalleryView([u.task_id for u in updates], captions=captions)
+        view = NotebookView([u.task_id for u in updates], captions=captions, layout="gallery")
         view.show()
         for handle in self.watches:
             view.attach(handle)

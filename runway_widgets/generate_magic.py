@@ -108,7 +108,7 @@ class GenerateMagics(Magics):
         return api.get_client(notebook_key(provider), args.base_url, provider=provider.name)
 
     def _present(self, watches: list[Watch], args: Any) -> Any:
-        from .gallery_view import GalleryView, caption_for
+        from .gallery_view import caption_for
 
         foreground = args.wait or in_colab() or not in_kernel(self.shell)
         count = getattr(self.shell, "execution_count", None)
@@ -129,8 +129,8 @@ class GenerateMagics(Magics):
             # Terminal IPython prints "Out[n]:" for any result: a bare line leaves only the board.
             return None if _is_bare_statement(self.shell, "runway_generate") else result
         captions = {w.task_id: caption_for(w) for w in watches}
-        kind = NotebookView if len(watches) == 1 else GalleryView
-        view = kind([w.task_id for w in watches], show_video=not args.no_video, foreground=foreground, captions=captions)
+        view = NotebookView([w.task_id for w in watches], show_video=not args.no_video, foreground=foreground,
+                            captions=captions, layout="card" if len(watches) == 1 else "gallery")
         view.show()
         for handle in watches:
             view.attach(handle)

@@ -24,21 +24,14 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable
+from typing import Any, Mapping
 
 from .cellcontext import needs_context_copy, run_in_cell_context
-from .views.gallery import Caption, caption_html
-from .views.outputs import (
-    CARD_META,
-    RECORD_META,
-    hide_record_css,
-    live_bundle,
-    record_bundle,
-    result_html,
-    static_bundle,
-)
-from .views.widget import TaskBoard, TaskCard
-from .watch import Outcome, Watch, WatchUpdate
+from .views.board import BoardLayout, waiting
+from .views.caption import Caption
+from .views.outputs import CARD_META, RECORD_META, hide_record_css, live_bundle, record_bundle, static_bundle
+from .views.widget import TaskBoard
+from .watch import Watch, WatchUpdate
 
 __all__ = ["NotebookView", "WatchList", "in_kernel", "in_colab", "colab_secret", "notebook_key", "display_watch"]
 
@@ -86,7 +79,11 @@ def notebook_key(provider: Any) -> Any:
 
 
 class NotebookView:
-    """One card (one task) or one board (several) on the page, in as many places as it is shown.
+    """One board on the page (a single task's: its card alone), in as many places as it is shown.
+
+    ``layout`` (see ``views/board.py``): by default ``"card"`` for one task, ``"list"`` for
+    several; ``"gallery"`` sets captioned cards side by side.  The live widget and the static
+    HTML are made from the same layout, captions and ``show_video``.
 
     Each showing is two outputs (a *slot*): the **card** (the live widget) and the
     **record** (static HTML of the current state).  While the widget is alive, a style
@@ -100,14 +97,16 @@ class NotebookView:
     """
 
     def __init__(self, task_ids: list[str], show_video: bool = True, foreground: bool = False,
-                 captions: dict[str, Caption | None] | None = None) -> None:
+                 captions: Mapping[str, Caption | None] | None = None, layout: BoardLayout | None = None) -> None:
         self.display_key = uuid.uuid4().hex
+        self.layout: BoardLayout = layout or ("card" if len(task_ids) == 1 else "list")
         self.captions = dict(captions or {})  # task id -> how it was made (prompt, parameters, input image)
         self.show_video = show_video
-        self.widget: Any = self._make_widget(task_ids, show_video, foreground)
+        self.widget = TaskBoard(task_ids, self.layout, self.captions, show_video, foreground,
+                                css=hide_record_css(self.display_key))
         self.task_ids = task_ids
         self.foreground = foreground
-        self._updates: dict[str, WatchUpdate] = {t: WatchUpdate(t, Outcome.WATCHING, None, 0.0, 0) for t in task_ids}
+        self._updates: dict[str, WatchUpdate] = {t: waiting(t) for t in task_ids}
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[WatchUpdate] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -120,27 +119,16 @@ class NotebookView:
             run_in_cell_context(lambda: None)  # on the main thread, inside the cell: remember it
         self.watches: list[Watch] = []
 
-    def _make_widget(self, task_ids: list[str], show_video: bool, foreground: bool) -> Any:
-        """The live widget: a card for one task, a board for several (a gallery overrides this)."""
-        css = hide_record_css(self.display_key)
-        if len(task_ids) == 1:
-            return TaskCard(task_ids[0], show_video, self._result_html, foreground, css=css,
-                            caption=caption_html(self.captions.get(task_ids[0])))
-        return TaskBoard(task_ids, show_video, self._result_html, foreground, css=css)
-
-    def _static(self, updates: list[WatchUpdate], result: Callable[[WatchUpdate], str]) -> dict[str, Any]:
-        """The static form of this view for ``updates`` (a gallery overrides this)."""
-        return static_bundle(updates, result, self.captions)
-
-    def _result_html(self, update: WatchUpdate) -> str:
-        return result_html(update, self.show_video)
+    def _static(self, result: bool = True) -> dict[str, Any]:
+        """The static form of the current state (without the result areas for a record)."""
+        return static_bundle(self._current(), self.layout, self.captions, self.show_video, result)
 
     def _current(self) -> list[WatchUpdate]:
         return [self._updates[t] for t in self.task_ids]
 
     def final_bundle(self) -> dict[str, Any]:
         """The static card (or board) and its text summary: needs no widget model."""
-        return self._static(self._current(), self._result_html)
+        return self._static()
 
     def live_bundle(self) -> dict[str, Any]:
         """The widget view, with a plain-text stand-in for front ends without widgets."""
@@ -148,7 +136,7 @@ class NotebookView:
 
     def record_bundle(self) -> dict[str, Any]:
         """The current state as a saved notebook should show it if the kernel goes away."""
-        return record_bundle(self._static(self._current(), lambda u: ""), self.display_key)
+        return record_bundle(self._static(result=False), self.display_key)
 
     # -- main thread ----------------------------------------------------------------------------
 
@@ -177,10 +165,7 @@ class NotebookView:
         """Subscribe to ``watch`` (main thread); the card's Stop button stops it."""
         self.watches.append(watch)
         _views[watch] = self
-        if isinstance(self.widget, TaskCard):
-            self.widget.attach(watch)  # a board or a gallery has a card per task
-        else:
-            self.widget.cards[watch.task_id].attach(watch)
+        self.widget.cards[watch.task_id].attach(watch)
         watch.on_update(self._receive)
 
     def drive(self) -> None:

@@ -6,9 +6,10 @@ poll (or None when it has finished).  Subscribers get a :class:`WatchUpdate` aft
 poll, on that worker thread; a subscriber that raises is logged and detached.
 
 Every watch ends: whatever one of its background jobs raises (a poll, the finisher that
-saves the video, a bug), the watch reaches a final outcome with a one-sentence error, and
-while a finisher runs the watch stays in the scheduler until its deadline, so a finisher
-that never reports still ends at the timeout.  :meth:`Watch.wait` checks the deadline too.
+saves the video, a bug), the watch reaches a final outcome with a one-sentence error (its
+wording lives in :mod:`.endings`), and while a finisher runs the watch stays in the
+scheduler until its deadline, so a finisher that never reports still ends at the timeout.
+:meth:`Watch.wait` checks the deadline too.
 """
 
 from __future__ import annotations
@@ -18,19 +19,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import (
-    DownloadError,
-    GaveUpError,
-    ProtocolError,
-    RunwayWidgetsError,
-    TaskFailedError,
-    TaskNotFoundError,
-    WatchStoppedError,
-    WatchTimeoutError,
-)
+from .endings import Ending, gave_up, not_found, terminal_ending, timed_out
+from .errors import DownloadError, ProtocolError, RunwayWidgetsError, TaskNotFoundError, WatchStoppedError
 from .gateways import Gateway
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent, period_bound
-from .snapshot import TaskSnapshot, TaskState
+from .snapshot import TaskSnapshot
 from .updates import Completion, Outcome, PollResult, WatchSettings, WatchUpdate, short_id
 
 if TYPE_CHECKING:
@@ -211,7 +204,7 @@ class Watch:
 
     def _absorb(self, snapshot: TaskSnapshot | None, error: RunwayWidgetsError | None, sent: float, now: float) -> float | None:
         settings = self.settings
-        finish: tuple[Outcome, RunwayWidgetsError | None, str] | None = None
+        finish: Ending | None = None
         with self._lock:
             if self._outcome is not Outcome.WATCHING:
                 return None
@@ -225,14 +218,12 @@ class Watch:
                     self._last_progress = snapshot.progress
                 self._pacer = observe(self._pacer, snapshot, settings.pacing, sent, now)
                 if snapshot.is_terminal:
-                    finish = self._terminal(snapshot)
+                    finish = terminal_ending(self.task_id, snapshot)
                 else:
                     delay = self._next_delay(now)
             elif isinstance(error, TaskNotFoundError) and self._snapshot is None:
                 if now - self.started >= settings.not_found_grace:
-                    finish = (Outcome.NOT_FOUND, TaskNotFoundError(
-                        f"Task {self.task_id} was not found after {settings.not_found_grace:g} s; "
-                        "check the id and that it was created with this API key.", error.status_code), "")
+                    finish = (Outcome.NOT_FOUND, not_found(self.task_id, settings.not_found_grace, error), "")
                 else:
                     self._pacer = observe_absent(self._pacer, sent, now)
                     delay = self._next_delay(now)
@@ -243,7 +234,7 @@ class Watch:
                 unreached = getattr(error, "unreached", False)
                 limit = min(settings.give_up_after, settings.unreached_give_up) if unreached else settings.give_up_after
                 if now - self._errors_since >= limit:
-                    finish = (Outcome.GAVE_UP, self._give_up(error, now - self._errors_since, unreached), "")
+                    finish = (Outcome.GAVE_UP, gave_up(error, now - self._errors_since, self._consecutive_errors, unreached), "")
                 else:
                     delay = backoff_delay(settings.pacing, self._consecutive_errors,
                                           getattr(error, "retry_after", None), self._rand())
@@ -262,14 +253,6 @@ class Watch:
         assert update is not None
         self._publish(update)
         return delay
-
-    def _give_up(self, error: RunwayWidgetsError, seconds: float, unreached: bool) -> GaveUpError:
-        if unreached:  # most likely a typo in the base URL, or no network: say so, once
-            return GaveUpError(f"{str(error).rstrip('.')}, and it has not answered once in {seconds:.0f} s: "
-                               "check the base URL and the network.", error)
-        attempts = self._consecutive_errors
-        return GaveUpError(f"Gave up after {attempts} failed attempt{'' if attempts == 1 else 's'} "
-                           f"in {seconds:.0f} s: {error}", error)
 
     def _hand_over(self, finisher: Finisher, snapshot: TaskSnapshot) -> float | None:
         """Give the success to the finisher; return the time left until the deadline.
@@ -308,28 +291,12 @@ class Watch:
         rate = self.budget_rate() if self.budget_rate is not None else None
         return next_delay(pacer, pacing, now, self._rand(), cadence, crowd, rate)
 
-    def _terminal(self, snapshot: TaskSnapshot) -> tuple[Outcome, RunwayWidgetsError | None, str]:
-        if snapshot.state is TaskState.SUCCEEDED:
-            note = "" if snapshot.result_url or not snapshot.rejected_url else "the server sent an unsafe result URL; it was not used"
-            return Outcome.SUCCEEDED, None, note
-        outcome = Outcome.CANCELLED if snapshot.state is TaskState.CANCELLED else Outcome.FAILED
-        verb = "was cancelled" if outcome is Outcome.CANCELLED else "failed"
-        reason = f": {snapshot.fail_reason}" if snapshot.fail_reason else ""
-        code = f" [{snapshot.fail_code}]" if snapshot.fail_code else ""
-        message = f"Task {self.task_id} {verb}{reason}{code}"
-        if not message.endswith((".", "!", "?")):
-            message += "."  # one whole sentence, like every other error message
-        return outcome, TaskFailedError(message, snapshot), ""
-
     def _expire(self) -> None:
         if self._finishing:  # the task succeeded; only the save ran out of time
             self._complete_success(DownloadError(
                 f"Saving the video did not finish within the watch's {self.settings.timeout:g} s timeout."))
             return
-        snap = self._snapshot
-        last = f" (last seen: {snap.status}{'' if snap.percent is None else f' {snap.percent}%'})" if snap else ""
-        self._finish(Outcome.TIMED_OUT, WatchTimeoutError(
-            f"Task {self.task_id} did not finish within {self.settings.timeout:g} s{last}."))
+        self._finish(Outcome.TIMED_OUT, timed_out(self.task_id, self.settings.timeout, self._snapshot))
 
     def _finish(self, outcome: Outcome, error: RunwayWidgetsError | None, note: str = "") -> None:
         with self._lock:

@@ -6,6 +6,7 @@ floors), so every scenario here takes well under a few seconds.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import math
 import os
@@ -317,7 +318,9 @@ def test_save_true_uses_the_default_folder_and_the_card_points_at_it(sim: Simula
     saved = tmp_path / "runway_videos" / f"{task}.mp4"
     assert saved.read_bytes() == DEMO_PATH.read_bytes()
     page = card_html(handle.update())
-    assert f'src="runway_videos/{task}.mp4"' in page  # the saved card plays the local copy
+    # The saved card plays the local copy: the demo's small file is embedded in the notebook.
+    assert f'src="data:video/mp4;base64,{base64.b64encode(saved.read_bytes()).decode()}"' in page
+    assert f"saved to {handle.saved_path}, embedded in this notebook" in page and "runway_videos" in str(handle.saved_path)
 
 
 def test_failed_save_is_reported_but_the_task_succeeded(sim: Simulator, client: Client, tmp_path: Path) -> None:

@@ -98,7 +98,8 @@ IPK70_CELLS = [
     "# What the kernel itself holds (not what nbclient recorded): did the card's updates run?\n"
     "from runway_widgets import notebook as _nbm\n"
     "print('KERNEL_SIDE ' + json.dumps({'outcomes': [w.outcome.value for w in _],\n"
-    "    'cards': [[v.widget.bar.value, v.widget.bar.bar_style, v._finalized] for v in list(_nbm._views.values())],\n"
+    "    'cards': [[c.bar.value, c.bar.bar_style, v._finalized] for v in list(_nbm._views.values())\n"
+    "              for c in v.widget.cards.values()],\n"
     "    'log': _log.getvalue()[-4000:]}))",
 ]
 

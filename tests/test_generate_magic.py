@@ -17,7 +17,8 @@ import runway_widgets as rw
 from runway_widgets.gallery_view import Gallery
 from runway_widgets.records import TaskRecord
 from runway_widgets.simulator import Simulator
-from runway_widgets.views.gallery import Caption, caption_html, columns_for
+from runway_widgets.views.board import columns_for
+from runway_widgets.views.caption import Caption, caption_html
 
 IMAGE_URL = "https://images.example.com/boat.png"
 

@@ -54,7 +54,8 @@ from runway_widgets import (
 )
 from runway_widgets.errors import BadRequestError
 from runway_widgets.simulator import Fault, Simulator, Timeline
-from runway_widgets.views.card import board_html, card_html
+from runway_widgets.views.board import board_html
+from runway_widgets.views.card import card_html
 from runway_widgets.views.terminal import TerminalBoard
 from runway_widgets.views.text import summary_line
 from runway_widgets.views.widget import TaskCard

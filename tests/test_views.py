@@ -8,7 +8,8 @@ import io
 import pytest
 
 from runway_widgets.snapshot import parse_task
-from runway_widgets.views.card import GRID_CELL, board_html, card_html, elapsed_words, eta_words, status_html, video_html
+from runway_widgets.views.board import GRID_CELL, board_html
+from runway_widgets.views.card import card_html, elapsed_words, eta_words, status_html, video_html
 from runway_widgets.views.terminal import TerminalBoard
 from runway_widgets.views.widget import TaskBoard, TaskCard
 from runway_widgets.watch import Outcome, WatchUpdate
@@ -250,6 +251,64 @@ def test_open_video_links_the_copy_that_outlives_the_url(tmp_path, monkeypatch) 
     assert '<a class="rw-saved" href="videos/v.mp4"' in page and page.index("videos/v.mp4") < page.index(href)
     assert ">Open video</a>" in page and ">service link</a>" in page
     # Embedded (a small saved file, the demo's): no link to a file the page cannot reach.
-    page = video_html(_done("/tmp/gone/v.mp4"), src="data:video/mp4;base64,AAAA")
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "v.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    page = video_html(_done(str(elsewhere / "v.mp4")))
     assert "embedded in this notebook" in page and 'href="../' not in page and "Open video" not in page
-    assert 'src="data:video/mp4;base64,AAAA"' in page and ">service link</a>" in page
+    assert 'src="data:video/mp4;base64,AAAAGGZ0eXBtcDQy"' in page and ">service link</a>" in page
+
+
+def test_the_player_embeds_only_a_small_saved_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from runway_widgets.views.media import EMBED_LIMIT
+
+    monkeypatch.chdir(tmp_path)
+    small, large = tmp_path / "small.mp4", tmp_path / "large.mp4"
+    small.write_bytes(b"\x00" * 64)
+    with open(large, "wb") as handle:
+        handle.truncate(EMBED_LIMIT + 1)
+    # The same decision reaches the static card, the board and the live card.
+    assert 'src="data:video/mp4;base64,' in card_html(_done(str(small)))
+    assert 'src="data:video/mp4;base64,' in board_html([_done(str(small))], "card")
+    card = TaskCard(TID)
+    card.render(_done(str(small)))
+    assert 'src="data:video/mp4;base64,' in card.body.value and "embedded in this notebook" in card.body.value
+    # Too large for the notebook: the player and "Open video" use the file beside it.
+    page = card_html(_done(str(large)))
+    assert 'src="large.mp4"' in page and '<a class="rw-saved" href="large.mp4"' in page and "base64" not in page
+    # No player (--no-video): nothing is read or embedded; the link names the saved copy.
+    page = card_html(_done(str(small)), show_video=False)
+    assert "<video" not in page and "base64" not in page and '<a class="rw-saved" href="small.mp4"' in page
+
+
+def test_a_single_task_is_a_board_of_one_with_its_header_hidden() -> None:
+    board = TaskBoard([TID], "card", css="<style>.rw-record-x{display:none}</style>")
+    top = board.root.children[0]
+    assert top.layout.display == "none" and "rw-record-x" in board.header.value  # the style still applies
+    ok = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": URL})
+    board.render(WatchUpdate(TID, Outcome.SUCCEEDED, ok, 1.0, 1))
+    card = board.cards[TID]
+    assert 'width="480"' in card.body.value and card.stop_button.layout.display == "none"
+    assert "1/1 done" not in board.header.value  # a hidden header is never rewritten: no message
+    page = board_html([card.last], "card") if card.last else ""
+    assert "rw-header" not in page and page.count("rw-card ") == 1 and 'width="480"' in page
+
+
+def test_a_gallery_is_a_board_in_a_grid_of_captioned_cards(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runway_widgets.views.caption import Caption
+
+    monkeypatch.setattr("runway_widgets.views.widget._HEADER_INTERVAL", 0.0)
+    ids = ["g-1", "g-2", "g-3", "g-4"]
+    captions = {t: Caption(f"boat {HOSTILE}", {"seed": i}) for i, t in enumerate(ids)}
+    board = TaskBoard(ids, "gallery", captions)
+    assert board.grid.layout.display == "grid" and board.grid.layout.grid_template_columns == "repeat(2,minmax(0,1fr))"
+    assert "runway-gallery-grid" in board.grid._dom_classes and board.stop_all.layout.display != "none"
+    assert "“boat &lt;img" in board.cards["g-1"].title.value and "<img" not in board.cards["g-1"].title.value
+    ok = parse_task({"task_id": "x", "status": "SUCCESS", "result_url": URL})
+    finished = [WatchUpdate(t, Outcome.SUCCEEDED, ok, 1.0, 1) for t in ids]
+    for update in finished:
+        board.render(update)
+    assert "4/4 done" in board.header.value and board.stop_all.layout.display == "none"
+    page = board_html(finished, "gallery", captions)
+    assert page.count('class="rw-cell"') == 4 and "repeat(2,minmax(0,1fr))" in page and "seed 3" in page
+    assert "<img src=x" not in page and page.count("<video") == 4

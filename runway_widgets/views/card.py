@@ -10,16 +10,13 @@ two never disagree.
 from __future__ import annotations
 
 import html
-import os
-from typing import Callable
-from urllib.parse import quote
 
 from ..snapshot import safe_url
 from ..updates import Outcome, WatchUpdate
+from .media import local_href, video_source
 from .text import short_id, status_phrase
 
-__all__ = ["COLORS", "color_for", "title_html", "eta_words", "video_html", "status_html", "card_html", "board_html",
-           "board_header", "elapsed_words", "is_compact", "GRID_STYLE"]
+__all__ = ["COLORS", "color_for", "title_html", "eta_words", "video_html", "status_html", "card_html", "elapsed_words"]
 
 # One colour per ending; danger red is never reused for anything hopeful.
 COLORS = {
@@ -32,9 +29,6 @@ COLORS = {
 }
 
 VIDEO_WIDTH = 480  # px: readable in a notebook column, shrinks on narrow screens
-GRID_CELL = 280  # px: the narrowest column of a compact board (3 per row from 900 px, 2 below)
-#: A board of finished videos lays its cards out in a grid: the players shrink to the column.
-GRID_STYLE = f"display:grid;grid-template-columns:repeat(auto-fill,minmax({GRID_CELL}px,1fr));column-gap:12px"
 
 
 def color_for(outcome: Outcome) -> str:
@@ -68,20 +62,12 @@ def eta_words(seconds: float) -> str:
     return f"about {int(round(seconds / 60))} min left"
 
 
-def _local_src(path: str) -> str:
-    """A relative URL for a saved file, so a saved notebook beside it can play it."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        rel = path
-    return quote(rel.replace(os.sep, "/"))
-
-
-def video_html(update: WatchUpdate, show_video: bool = True, src: str | None = None) -> str:
+def video_html(update: WatchUpdate, show_video: bool = True) -> str:
     """The result area: a ``<video controls>`` (never autoplay) and a link, or ''.
 
-    ``src`` overrides the player's source with one of our own making (an embedded copy);
-    server-provided URLs never go there.
+    The player's source comes from :func:`~.media.video_source` (an embedded small copy,
+    the saved file, or the service's URL); server-provided URLs are used only if
+    :func:`~runway_widgets.snapshot.safe_url` accepts them.
     """
     snap = update.snapshot
     if update.outcome is not Outcome.SUCCEEDED or snap is None:
@@ -91,16 +77,11 @@ def video_html(update: WatchUpdate, show_video: bool = True, src: str | None = N
         reason = "the server sent a result URL that is not plain http(s), so it is not shown" if snap.rejected_url else "the server gave no video URL"
         return f'<div class="rw-result rw-no-url">Finished, but {html.escape(reason)}.</div>'
     href = html.escape(url, quote=True)
-    embedded = src is not None and src.startswith("data:")
-    # A saved copy outlives the signed URL (which expires within a day or two).
-    if src is not None:
-        src = html.escape(src, quote=True)
-    else:
-        src = html.escape(_local_src(update.saved_path), quote=True) if update.saved_path else href
+    source = video_source(update, url, embed=show_video)
     parts = ['<div class="rw-result">']
     if show_video:
         parts.append(
-            f'<video class="rw-video" src="{src}" controls preload="metadata" playsinline '
+            f'<video class="rw-video" src="{html.escape(source.src, quote=True)}" controls preload="metadata" playsinline '
             f'width="{VIDEO_WIDTH}" style="max-width:100%;height:auto;display:block;margin:4px 0"></video>'
         )
     service = f'<a class="rw-link" href="{href}" target="_blank" rel="noopener noreferrer">'
@@ -108,10 +89,10 @@ def video_html(update: WatchUpdate, show_video: bool = True, src: str | None = N
         # "Open video" names the copy that outlives the signed URL (and a demo's simulator);
         # an embedded copy plays (and downloads) from the player itself.
         where = html.escape(update.saved_path)
-        if embedded:
+        if source.embedded:
             parts.append(f'<small class="rw-saved">saved to {where}, embedded in this notebook</small>')
         else:
-            local = html.escape(_local_src(update.saved_path), quote=True)
+            local = html.escape(local_href(update.saved_path), quote=True)
             parts.append(f'<a class="rw-saved" href="{local}" target="_blank" rel="noopener noreferrer">Open video</a>'
                          f" <small>(saved to {where})</small>")
         parts.append(f" · {service}service link</a> <small>(expires within a day or two)</small>")
@@ -164,46 +145,16 @@ def _bar(update: WatchUpdate) -> str:
     )
 
 
-def card_html(update: WatchUpdate, show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None,
-              caption: str = "") -> str:
-    """The whole static card for one task; ``result`` renders the result area (default :func:`video_html`).
+def card_html(update: WatchUpdate, show_video: bool = True, caption: str = "", result: bool = True) -> str:
+    """The whole static card for one task: title, caption, bar, status line and (``result``) the result area.
 
-    ``caption`` is ready HTML (already escaped, see :mod:`.gallery`) shown between the title and the bar.
+    ``caption`` is ready HTML (already escaped, see :mod:`.caption`) shown between the title
+    and the bar.  A record of a running watch leaves the result area out (``result=False``).
     """
-    result_area = result(update) if result is not None else video_html(update, show_video)
+    result_area = video_html(update, show_video) if result else ""
     return (
         f'<div class="rw-card rw-{color_for(update.outcome)}" data-outcome="{update.outcome.value}" '
         'style="font-family:sans-serif;font-size:13px;'
         f'border-left:4px solid {COLORS[color_for(update.outcome)]};padding:4px 8px;margin:4px 0">'
         f"{title_html(update)}{caption}{_bar(update)}{status_html(update)}{result_area}</div>"
     )
-
-
-def board_html(updates: list[WatchUpdate], show_video: bool = True, result: Callable[[WatchUpdate], str] | None = None) -> str:
-    """A static board: a header line (3/5 done, 1 failed) and a card per task.
-
-    Several finished videos make a compact board: the cards stand in a grid (2-3 per row)
-    and each player shrinks to its column (its full-screen button enlarges it).
-    """
-    grid = f' style="{GRID_STYLE}"' if is_compact(updates) else ""
-    return (f'<div class="rw-board"><div class="rw-header"><b>{html.escape(board_header(updates))}</b></div>'
-            f'<div class="rw-list"{grid}>' + "".join(card_html(u, show_video, result) for u in updates) + "</div></div>")
-
-
-def is_compact(updates: list[WatchUpdate]) -> bool:
-    """True for a finished board with two videos or more: it is shown as a grid."""
-    videos = sum(1 for u in updates if u.outcome is Outcome.SUCCEEDED and u.snapshot is not None and u.snapshot.result_url)
-    return videos >= 2 and all(u.done for u in updates)
-
-
-# How each ending is counted in a board's header, in this order.
-_ENDED = ((Outcome.FAILED, "failed"), (Outcome.CANCELLED, "cancelled"), (Outcome.TIMED_OUT, "timed out"),
-          (Outcome.GAVE_UP, "gave up"), (Outcome.NOT_FOUND, "not found"), (Outcome.ERROR, "error"),
-          (Outcome.STOPPED, "stopped"))
-
-
-def board_header(updates: list[WatchUpdate]) -> str:
-    """``3/5 done, 1 failed, 1 stopped`` for a board of watches: each ending said apart."""
-    done = sum(1 for u in updates if u.done)
-    counts = [(sum(1 for u in updates if u.outcome is outcome), words) for outcome, words in _ENDED]
-    return ", ".join([f"{done}/{len(updates)} done"] + [f"{n} {words}" for n, words in counts if n])

@@ -12,44 +12,21 @@ be read and tested without a kernel.  ``notebook.NotebookView`` decides when eac
 
 from __future__ import annotations
 
-import base64
-import functools
-import os
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ..updates import WatchUpdate
-from .card import board_html, card_html, video_html
-from .gallery import Caption, caption_html
+from .board import BoardLayout, board_html
+from .caption import Caption
 from .text import summary_line
 
-__all__ = ["EMBED_LIMIT", "CARD_META", "RECORD_META", "result_html", "record_class", "hide_record_css",
-           "static_bundle", "live_bundle", "record_bundle"]
+__all__ = ["CARD_META", "RECORD_META", "record_class", "hide_record_css", "static_bundle", "live_bundle",
+           "record_bundle"]
 
-EMBED_LIMIT = 2 * 1024 * 1024  # saved videos up to this size are embedded, so the notebook carries them
 # Output metadata naming what each output is, for tools (and tests) reading a saved notebook.
 CARD_META = {"runway_widgets": {"output": "card"}}
 RECORD_META = {"runway_widgets": {"output": "record"}}
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-@functools.lru_cache(maxsize=8)
-def _data_uri(path: str, size: int, mtime: float) -> str:
-    # Cached: the live card and the final static bundle both need it (size and mtime in
-    # the key, so a rewritten file is read again).
-    with open(path, "rb") as handle:
-        return "data:video/mp4;base64," + base64.b64encode(handle.read()).decode("ascii")
-
-
-def result_html(update: WatchUpdate, show_video: bool) -> str:
-    """Result HTML; a small saved file is embedded so the saved notebook plays it anywhere."""
-    path = update.saved_path
-    if show_video and path and os.path.isfile(path):
-        stat = os.stat(path)
-        if stat.st_size <= EMBED_LIMIT:
-            # Our own bytes from disk, not a server-provided URL: a data: URI is safe here.
-            return video_html(update, show_video, src=_data_uri(path, stat.st_size, stat.st_mtime))
-    return video_html(update, show_video)
 
 
 def record_class(key: str) -> str:
@@ -64,14 +41,14 @@ def hide_record_css(key: str) -> str:
     return f"<style>.{cls}{{display:none}} .jp-OutputArea-child:has(.{cls}){{display:none}}</style>"
 
 
-def static_bundle(updates: list[WatchUpdate], result: Callable[[WatchUpdate], str],
-                  captions: Mapping[str, Caption | None] | None = None) -> dict[str, Any]:
-    """The static card (one update) or board (several) and its ``text/plain`` summary;
-    ``captions`` say how each task was made (prompt, parameters, input image)."""
-    if len(updates) == 1:
-        page = card_html(updates[0], result=result, caption=caption_html((captions or {}).get(updates[0].task_id)))
-    else:
-        page = board_html(updates, result=result)
+def static_bundle(updates: list[WatchUpdate], layout: BoardLayout, captions: Mapping[str, Caption | None] | None = None,
+                  show_video: bool = True, result: bool = True) -> dict[str, Any]:
+    """The static board (a single task's: its card alone) and its ``text/plain`` summary.
+
+    The arguments are :func:`~.board.board_html`'s; the record of a running watch passes
+    ``result=False``.
+    """
+    page = board_html(updates, layout, captions, show_video, result)
     return {"text/html": page, "text/plain": "\n".join(summary_line(u) for u in updates)}
 
 

@@ -1,6 +1,8 @@
-"""The live notebook card (ipywidgets), and a board of cards for several tasks.
+"""The live notebook view (ipywidgets): a board of cards, for one task or several.
 
-Created on the main thread; afterwards :meth:`TaskCard.render` only assigns traits, which
+A single task is a board of one with its header hidden; a gallery is a board in a grid of
+captioned cards (the layouts are described in :mod:`.board`).  Created on the main thread;
+afterwards :meth:`TaskBoard.render` only assigns traits, which
 is safe from a background thread (ipywidgets sends a comm message per changed widget;
 ``hold_sync`` folds several trait changes of one widget into one message, and an
 unchanged value sends nothing).  Works with ipywidgets 7.6+ and 8.
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..watch import Outcome, Watch, WatchUpdate
-from .card import GRID_CELL, board_header, color_for, is_compact, status_html, title_html, video_html
+from ..watch import Watch, WatchUpdate
+from .board import BoardLayout, Grid, board_header, grid_for, waiting
+from .caption import Caption, caption_html
+from .card import color_for, status_html, title_html, video_html
 
 __all__ = ["TaskCard", "TaskBoard", "require_ipywidgets"]
 
@@ -38,25 +42,23 @@ def require_ipywidgets() -> Any:
 
 
 class TaskCard:
-    """A live card: title and Stop button, progress bar, then status line and video in one body.
+    """One task's live card on a :class:`TaskBoard`: title and Stop button, progress bar, then
+    status line and video in one body.
 
     Status and result share one HTML widget and the title never changes, so the card
     costs about one comm message per visible change and three at the end (bar, body,
     Stop button); benchmarks/kernel.py counts them.
     """
 
-    def __init__(self, task_id: str, show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
-                 foreground: bool = False, css: str = "", caption: str = "") -> None:
+    def __init__(self, task_id: str, show_video: bool = True, foreground: bool = False, caption: str = "") -> None:
         widgets = require_ipywidgets()
         self.task_id = task_id
         self.show_video = show_video
-        self._video_source = video_source or (lambda u: video_html(u, show_video))
         # Classes and layouts are given at construction: set afterwards, each would cost
         # one more comm message per card.
-        # ``css`` (a <style> element) rides in the title, which never changes: it costs no message.
-        # ``caption`` (escaped HTML: the prompt and parameters) rides there too.
-        self.title = widgets.HTML(value=css + title_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)) + caption,
-                                  _dom_classes=["runway-title"])
+        # ``caption`` (escaped HTML: the prompt and parameters) rides in the title, which never
+        # changes: it costs no message.
+        self.title = widgets.HTML(value=title_html(waiting(task_id)) + caption, _dom_classes=["runway-title"])
         self.stop_button = widgets.Button(description="Stop watching", icon="stop", _dom_classes=["runway-stop"],
                                           tooltip="Stop polling this task (the task itself goes on)",
                                           layout=widgets.Layout(width="auto", display="none" if foreground else None))
@@ -67,26 +69,27 @@ class TaskCard:
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", description="",
                                          style={"description_width": "initial"}, _dom_classes=["runway-bar"],
                                          layout=widgets.Layout(width="360px", max_width="100%"))
-        self.body = widgets.HTML(value=self._body_html(WatchUpdate(task_id, Outcome.WATCHING, None, 0.0, 0)),
-                                 _dom_classes=["runway-body"])
+        self.body = widgets.HTML(value=self._body_html(waiting(task_id)), _dom_classes=["runway-body"])
         top = widgets.HBox([self.title, self.stop_button, self.hint],
                            layout=widgets.Layout(align_items="center", flex_flow="row wrap", grid_gap="8px"))
         self.root = widgets.VBox([top, self.bar, self.body], _dom_classes=["runway-card"],
                                  layout=widgets.Layout(border_left="4px solid #cfd8dc", padding="2px 8px", margin="2px 0"))
         self._watch: Watch | None = None
-        self.stop_button.on_click(self._on_stop)
+        self.stop_button.on_click(lambda _button: self.stop())
         self.last: WatchUpdate | None = None
 
     def attach(self, watch: Watch) -> None:
         """Let the Stop button stop ``watch``."""
         self._watch = watch
 
-    def _on_stop(self, _button: Any) -> None:
+    def stop(self) -> None:
+        """Stop the attached watch (the Stop button, and a board's Stop all)."""
         if self._watch is not None:
             self._watch.stop("Stopped from the card.")
 
     def _body_html(self, update: WatchUpdate) -> str:
-        result = self._video_source(update) if update.done else ""
+        # The result area decides where its player's video comes from (views/media.py).
+        result = video_html(update, self.show_video) if update.done else ""
         return (f'<div class="runway-status">{status_html(update, with_action=True)}</div>'
                 f'<div class="runway-result">{result}</div>')
 
@@ -110,50 +113,75 @@ class TaskCard:
 
 
 class TaskBoard:
-    """Several cards under a header line (``3/5 done, 1 failed``) with a Stop-all button."""
+    """The cards of one or several tasks under a header line (``3/5 done, 1 failed``) with a Stop-all button.
 
-    def __init__(self, task_ids: list[str], show_video: bool = True, video_source: Callable[[WatchUpdate], str] | None = None,
-                 foreground: bool = False, css: str = "") -> None:
+    ``layout`` (see :mod:`.board`): ``"card"`` hides the header row (a single task: its card
+    has its own Stop button), ``"list"`` stands the cards in a column that packs into a compact
+    grid once the videos are in, ``"gallery"`` sets them in a grid from the start.  ``captions``
+    say how each task was made.  ``css`` (a <style> element) rides in the header: a style
+    applies wherever it stands in the page, also in a hidden header.
+    """
+
+    def __init__(self, task_ids: list[str], layout: BoardLayout = "list", captions: Mapping[str, Caption | None] | None = None,
+                 show_video: bool = True, foreground: bool = False, css: str = "") -> None:
         widgets = require_ipywidgets()
-        self.cards = {t: TaskCard(t, show_video, video_source, foreground) for t in task_ids}
-        self._css = css  # a <style> element, kept in the header (a few bytes more per header change)
-        self.header = widgets.HTML(value=f"{css}<b>0/{len(task_ids)} done</b>", _dom_classes=["runway-board-header"])
+        captions = captions or {}
+        self.layout = layout
+        initial = [waiting(t) for t in task_ids]
+        self.cards = {t: TaskCard(t, show_video, foreground, caption=caption_html(captions.get(t))) for t in task_ids}
+        self._css = css  # kept in the header (a few bytes more per header change)
+        self.header = widgets.HTML(value=f"{css}<b>{board_header(initial)}</b>",
+                                   _dom_classes=["runway-board-header"])
         self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
         self.stop_all.on_click(self._stop_all)
-        top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
-        # The cards sit in a box of their own: a finished board of videos turns it into a grid.
-        self.grid = widgets.Box([card.root for card in self.cards.values()], _dom_classes=["runway-cards"],
-                                layout=widgets.Layout(display="flex", flex_flow="column"))
-        self.root = widgets.VBox([top, self.grid], _dom_classes=["runway-board"])
+        top = widgets.HBox([self.header, self.stop_all],
+                           layout=widgets.Layout(align_items="center", display="none" if layout == "card" else None))
+        # The cards sit in a box of their own: a gallery's is a grid from the start, a list's
+        # becomes one when the board is finished and compact.
+        gallery = layout == "gallery"
+        grid = grid_for(layout, initial)
+        self.grid = widgets.Box([card.root for card in self.cards.values()],
+                                _dom_classes=["runway-cards"] + (["runway-gallery-grid"] if gallery else []),
+                                layout=widgets.Layout(display="flex", flex_flow="column") if grid is None
+                                else widgets.Layout(display="grid", width="100%", **_grid_traits(grid)))
+        self.root = widgets.VBox([top, self.grid], _dom_classes=["runway-gallery" if gallery else "runway-board"])
         self._lock = threading.Lock()
         self._header_at = float("-inf")
 
     def _stop_all(self, _button: Any) -> None:
         for card in self.cards.values():
-            card._on_stop(None)
+            card.stop()
 
     def render(self, update: WatchUpdate) -> None:
-        """Show ``update`` on its row and refresh the header; safe from any thread."""
+        """Show ``update`` on its card and refresh the header; safe from any thread."""
         card = self.cards.get(update.task_id)
         if card is None:
             return
         card.render(update)
-        with self._lock:  # several workers may finish rows at once
-            updates = [c.last or WatchUpdate(c.task_id, Outcome.WATCHING, None, 0.0, 0) for c in self.cards.values()]
+        if self.layout == "card":
+            return  # its header is hidden: nothing to count, nothing to pack
+        with self._lock:  # several workers may finish cards at once
+            updates = [c.last or waiting(c.task_id) for c in self.cards.values()]
             finished = all(u.done for u in updates)
             now = time.monotonic()
-            # Many rows finishing together would change the header many times a second:
+            # Many cards finishing together would change the header many times a second:
             # at most every 0.3 s, except the final count, which always shows.
             if finished or now - self._header_at >= _HEADER_INTERVAL:
                 self._header_at = now
                 self.header.value = f"{self._css}<b>{board_header(updates)}</b>"
             if finished and self.stop_all.layout.display != "none":
                 self.stop_all.layout.display = "none"
-            if finished and is_compact(updates) and self.grid.layout.display != "grid":
+            grid = grid_for(self.layout, updates) if finished else None
+            if grid is not None and self.grid.layout.display != "grid":
                 with self.grid.layout.hold_sync():  # one message
-                    self.grid.layout.grid_template_columns = f"repeat(auto-fill, minmax({GRID_CELL}px, 1fr))"
-                    self.grid.layout.grid_gap = "0 12px"
+                    for name, value in _grid_traits(grid).items():
+                        setattr(self.grid.layout, name, value)
                     self.grid.layout.display = "grid"
 
     __call__ = render
+
+
+def _grid_traits(grid: Grid) -> dict[str, str]:
+    """``grid`` as ipywidgets Layout traits."""
+    return {"grid_template_columns": grid.columns, "grid_gap": grid.gap, "align_items": grid.align}

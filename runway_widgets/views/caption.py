@@ -1,21 +1,19 @@
-"""Static HTML for generated tasks: the caption (prompt, parameters, input thumbnail) and the gallery grid.
+"""A generated task's caption: its prompt, parameters and a thumbnail of the input image.
 
-Pure string building like :mod:`.card`: everything a user or a server wrote is escaped, an
-image source is used only when it is plain http(s) or a base64 ``data:image/`` URI, and the
-result needs no widget model, so a saved notebook shows it anywhere.
+Pure string building like :mod:`.card`: everything a user or a server wrote is escaped, and
+an image source is used only when it is plain http(s) or a base64 ``data:image/`` URI.  The
+live card and the static card show the same caption (a gallery is a board of captioned cards).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 from ..snapshot import safe_url
-from ..updates import WatchUpdate
-from .card import board_header, card_html
 
-__all__ = ["Caption", "caption_html", "gallery_html", "columns_for", "params_words"]
+__all__ = ["Caption", "caption_html", "params_words"]
 
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|webp|gif);base64,[A-Za-z0-9+/=]+$")
 THUMB_HEIGHT = 56  # px
@@ -73,23 +71,3 @@ def caption_html(caption: Caption | None) -> str:
     if not parts:
         return ""
     return '<div class="rw-caption" style="margin:2px 0;overflow:hidden">' + "".join(parts) + "</div>"
-
-
-def columns_for(count: int) -> int:
-    """2 per row for 2 or 4 cards, else 3 (1 for a single card)."""
-    if count <= 1:
-        return 1
-    return 2 if count in (2, 4) else 3
-
-
-def gallery_html(updates: Sequence[WatchUpdate], captions: Mapping[str, Caption | None],
-                 result: Callable[[WatchUpdate], str] | None = None) -> str:
-    """A static grid of captioned cards, 2-3 per row, under a ``3/5 done`` header."""
-    columns = columns_for(len(updates))
-    cells = "".join(
-        f'<div class="rw-cell" style="min-width:0">{card_html(u, True, result, caption_html(captions.get(u.task_id)))}</div>'
-        for u in updates
-    )
-    return (f'<div class="rw-gallery"><div class="rw-header"><b>{html.escape(board_header(list(updates)))}</b></div>'
-            f'<div class="rw-grid" style="display:grid;grid-template-columns:repeat({columns},minmax(0,1fr));'
-            f'gap:8px;align-items:start">{cells}</div></div>')
