@@ -50,6 +50,7 @@ _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
 _EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks are unknown
+_MOVING_EXPLORERS = 4  # how many times likelier a watch of a moving task is among them
 _WAIT_PACE = 1.2  # the pace of a waiting task while the ticks are unknown, in SDK intervals: it cannot finish yet
 _FREE_WAIT_PACE = 1.4  # the same on a continuous server, where no tick needs finding either
 _SEEK = 3  # looks at most per tick window when it may show a finish (inside a wide window, then after it)
@@ -88,7 +89,10 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
         if pacer.state is not TaskState.RUNNING:
             # Waiting: nothing can finish, and on this server no tick needs finding.
             return _FREE_WAIT_PACE * _explore(config, rand, crowd)
-        return _explore(config, rand, crowd)
+        # Running with nothing to predict the finish by: it may come at any time, so the
+        # SDK's pace whatever the crowd (the scheduler serves these after predicted finishes
+        # and before waiting tasks when tokens run short, see triage).
+        return _explore(config, rand)
     early, late = window
     if now < early:
         gap = early - now
@@ -103,6 +107,10 @@ def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float,
                crowd: int) -> float:
     """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish."""
     seeking = window is not None and now + _explore(config, 0.5) >= window[0]
+    if pacer.progress_first is not None and pacer.state is TaskState.RUNNING and not seeking:
+        # A task whose progress moves changes at (nearly) every tick: its brackets are the
+        # ones the cadence learns from, so more of a crowd's explorers are such tasks.
+        crowd = max(1, crowd // _MOVING_EXPLORERS)
     # Near the finish: the SDK's pace; a task that waits cannot finish yet: a little slower.
     delay = _explore(config, rand, 1 if seeking else crowd, pacer.state is not TaskState.RUNNING)
     if window is not None and now + config.min_interval < window[0] < now + delay:
@@ -159,11 +167,16 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
         return _seek(pacer, cadence, config, earliest, min(finish_k, reach)) - now
     if pacer.state is TaskState.RUNNING and pacer.progress_first is not None and pacer.progress_mark == pacer.progress_first:
         return _seek(pacer, cadence, config, earliest, first) - now  # one mark: the next tick gives the slope
+    running = pacer.state is TaskState.RUNNING
     # Routine looks (waiting, or no progress to go by): at the SDK's pace or slower, and
-    # slower still when the crowd would exceed its share of the request budget.
-    gap = max(config.explore_interval if pacer.state is TaskState.RUNNING else 10.0, crowd / config.crowd_rate)
+    # slower still when the crowd would exceed its share of the request budget.  A running
+    # task with no slope may finish at any tick: it keeps the SDK's pace whatever the
+    # crowd, right after the tick; when tokens run short the scheduler serves the polls
+    # that may see a predicted finish first and these next, before looks at waiting tasks
+    # (:mod:`.triage`).
+    gap = config.explore_interval if running else max(10.0, crowd / config.crowd_rate)
     target = max(first, min(last_k + max(1, math.ceil(gap / period - 0.05)), reach))
-    if crowd <= 2 * _BURST:
+    if crowd <= 2 * _BURST or running:
         return _seek(pacer, cadence, config, earliest, target) - now
     # A crowd cannot all look right after the tick: spread what the burst cannot take.
     spread = min(max(0.0, (crowd - _BURST) / config.crowd_rate), period - width - 2 * config.tick_margin)

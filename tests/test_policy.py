@@ -359,3 +359,34 @@ def test_a_crowd_shares_the_request_budget_it_has() -> None:
     fast = [next_delay(pacer, PacingConfig(), 0.0, r / 50, Cadence(), crowd=200, budget_rate=100.0) for r in range(50)]
     assert sorted(slow)[25] > 30.0 and max(fast) <= 7.5
     assert min(slow) >= 4.5  # a dozen explorers keep the SDK's pace
+
+
+def test_in_a_crowd_a_running_task_nothing_predicts_still_looks_after_every_tick() -> None:
+    # 200 watches, ticks known: a waiting task's routine looks are slowed to fit the
+    # budget, but a running task without progress may finish at any tick; it looks just
+    # after each (the scheduler serves such polls before looks at waiting tasks).
+    cadence = locked_gateway(15.0, 4.0).cadence
+    now = 600.5  # just after the tick of 604 - 15
+    running = see(see(PacerState(), 590.0, "IN_PROGRESS", "0%"), now, "IN_PROGRESS", "0%")
+    waiting = see(see(PacerState(), 590.0, "QUEUED", "0%"), now, "QUEUED", "0%")
+    for r in (0.1, 0.5, 0.9):
+        delay = next_delay(running, PacingConfig(), now, r, cadence, crowd=200)
+        assert 0.0 < (now + delay - 4.0) % 15.0 < 1.0 and delay < 15.0, delay
+    assert min(next_delay(waiting, PacingConfig(), now, r / 10, cadence, crowd=200) for r in range(10)) > 15.0
+
+
+def test_before_the_ticks_are_known_a_crowd_explores_with_its_moving_tasks() -> None:
+    # A task whose progress moves changes at every tick: its brackets teach the cadence,
+    # so a crowd's SDK-paced explorers are mostly such tasks (and the ticks are learnt in
+    # a minute or two, not after several minutes of wide brackets).
+    moving = see(see(PacerState(), 0.0, "IN_PROGRESS", "5%"), 10.0, "IN_PROGRESS", "6%")  # finish far off
+    still = see(PacerState(), 10.0, "IN_PROGRESS", "0%")
+    share = {name: sum(next_delay(p, PacingConfig(), 10.0, r / 200, Cadence(), crowd=200) <= 7.5 for r in range(200)) / 200
+             for name, p in (("moving", moving), ("still", still))}
+    assert share["moving"] >= 3 * share["still"] and share["still"] > 0.0, share
+
+
+def test_on_a_continuous_server_a_running_task_nothing_predicts_keeps_the_sdk_pace_in_a_crowd() -> None:
+    running = see(PacerState(), 10.0, "IN_PROGRESS", "0%")
+    delays = [next_delay(running, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
+    assert 4.5 <= min(delays) and max(delays) <= 7.5
