@@ -12,8 +12,9 @@ and spends several requests per tick.  This module decides, for one task:
   (one look half-way refreshes the slope); from the predicted finish on, every tick.
   A task that changes every tick but did not at the predicted one gets a few quick
   follow-ups (the tick came late: the follow-up's bracket re-pins the phase).
-  Routine looks of a crowd are spread over the period so they leave the request budget
-  to the polls that see finishes.
+  Routine looks of a crowd at waiting tasks are spread over the period so they leave the
+  request budget to the polls that see finishes; a running task nothing predicts looks
+  after every tick (the scheduler ranks due polls when tokens run short: :mod:`.triage`).
 * **Continuous server** (no ticks): approach the finish predicted from progress
   geometrically, then look every second.
 
@@ -50,7 +51,6 @@ _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
 _EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks are unknown
-_MOVING_EXPLORERS = 4  # how many times likelier a watch of a moving task is among them
 _WAIT_PACE = 1.2  # the pace of a waiting task while the ticks are unknown, in SDK intervals: it cannot finish yet
 _FREE_WAIT_PACE = 1.4  # the same on a continuous server, where no tick needs finding either
 _SEEK = 3  # looks at most per tick window when it may show a finish (inside a wide window, then after it)
@@ -107,10 +107,12 @@ def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float,
                crowd: int) -> float:
     """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish."""
     seeking = window is not None and now + _explore(config, 0.5) >= window[0]
-    if pacer.progress_first is not None and pacer.state is TaskState.RUNNING and not seeking:
+    if pacer.progress_first is not None and pacer.state is TaskState.RUNNING:
         # A task whose progress moves changes at (nearly) every tick: its brackets are the
-        # ones the cadence learns from, so more of a crowd's explorers are such tasks.
-        crowd = max(1, crowd // _MOVING_EXPLORERS)
+        # ones the cadence learns from (and its streaks tell a continuous server), so it
+        # keeps the SDK's pace whatever the crowd until the ticks are known; when tokens run
+        # short its looks yield to those that may see a finish (see triage).
+        crowd = 1
     # Near the finish: the SDK's pace; a task that waits cannot finish yet: a little slower.
     delay = _explore(config, rand, 1 if seeking else crowd, pacer.state is not TaskState.RUNNING)
     if window is not None and now + config.min_interval < window[0] < now + delay:
