@@ -89,10 +89,12 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
         if pacer.state is not TaskState.RUNNING:
             # Waiting: nothing can finish, and on this server no tick needs finding.
             return _FREE_WAIT_PACE * _explore(config, rand, crowd)
-        # Running with nothing to predict the finish by: it may come at any time, so the
-        # SDK's pace whatever the crowd (the scheduler serves these after predicted finishes
-        # and before waiting tasks when tokens run short, see triage).
-        return _explore(config, rand)
+        # Running, no slope yet: a task that has shown progress gives one at its next look,
+        # so it keeps the SDK's pace whatever the crowd.  One that reports none is slowed
+        # with the crowd like a routine look: on a server without ticks, polling it at the
+        # SDK's pace would spend most of a crowd's budget to see its finish ~3 s late
+        # instead of ~5, and starve the looks that see predicted finishes at once.
+        return _explore(config, rand, 1 if pacer.progress_first is not None else crowd)
     early, late = window
     if now < early:
         gap = early - now

@@ -387,7 +387,13 @@ def test_before_the_ticks_are_known_a_crowd_explores_with_its_moving_tasks() -> 
     assert sum(d <= 7.5 for d in delays["still"]) < 0.1 * 200
 
 
-def test_on_a_continuous_server_a_running_task_nothing_predicts_keeps_the_sdk_pace_in_a_crowd() -> None:
-    running = see(PacerState(), 10.0, "IN_PROGRESS", "0%")
-    delays = [next_delay(running, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
-    assert 4.5 <= min(delays) and max(delays) <= 7.5
+def test_on_a_continuous_server_a_crowd_spends_its_looks_on_tasks_whose_progress_moves() -> None:
+    # 200 watches, no ticks: a task that has shown progress keeps the SDK's pace (its next
+    # look gives the slope that predicts its finish); one that reports none is slowed with
+    # the crowd (a dozen explorers aside) so that the budget goes to predicted finishes.
+    moving = see(PacerState(), 10.0, "IN_PROGRESS", "3%")
+    still = see(PacerState(), 10.0, "IN_PROGRESS", "0%")
+    fast = [next_delay(moving, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
+    slow = [next_delay(still, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
+    assert 4.5 <= min(fast) and max(fast) <= 7.5
+    assert sorted(slow)[10] > 20.0
