@@ -11,8 +11,10 @@ refresh period {continuous, 5, 10, 15, 20, 30, 60 s, drifting 15.3 s} x run leng
 
 * ours: :mod:`runway_widgets.policy` with the gateway's :class:`~runway_widgets.gateways.Gateway`
   shared by the watches of one process, driven exactly as ``watch.py`` drives it, behind
-  the scheduler's default request budget (10 requests/s, bursts of 10): a crowd waits
-  for tokens and the wait counts in its lag.  First poll at the task's creation.
+  the scheduler's default request budget (10 requests/s, bursts of 10) and through the
+  scheduler's own queue (:class:`~runway_widgets.triage.DueQueue`: when tokens run short,
+  the most urgent due poll goes first): a crowd waits for tokens and the wait counts in
+  its lag.  First poll at the task's creation.
 * the Runway SDK: sleeps U(4.5, 7.5) s before every poll, the first one included.
 * an oracle that knows the ticks: one poll just after each tick (continuous server: one
   poll every second), from the first tick the task is visible at.
