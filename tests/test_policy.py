@@ -397,3 +397,23 @@ def test_on_a_continuous_server_a_crowd_spends_its_looks_on_tasks_whose_progress
     slow = [next_delay(still, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
     assert 4.5 <= min(fast) and max(fast) <= 7.5
     assert sorted(slow)[10] > 20.0
+
+
+def test_a_lone_watch_skips_looks_far_from_the_finish_and_looks_close_around_it_with_what_it_saved() -> None:
+    # One watch, ticks unknown, progress that predicts a finish at ~300 s: after the first
+    # looks of the run (SDK-paced, their streak would tell a fast loop), looks far from the
+    # finish come less often than the SDK's; around the finish it looks every 2 s while it
+    # has sent fewer requests than the SDK would have, else at the SDK's pace.
+    config = PacingConfig()
+    pacer = see(PacerState(), 0.0, "QUEUED", "0%")
+    for t, percent in ((6.0, 2), (12.0, 4), (18.0, 6), (24.0, 8), (30.0, 10), (36.0, 12), (42.0, 14)):
+        pacer = see(pacer, t, "IN_PROGRESS", f"{percent}%")
+    far = [next_delay(pacer, config, 42.0, r / 10, Cadence()) for r in range(10)]
+    assert min(far) > 7.5, far  # (finish ~ 300 s: the SDK would look every 6 +- 1.5 s)
+    thrifty = see(pacer, 200.0, "IN_PROGRESS", "66%")  # 9 answers in 200 s: the SDK sent ~33
+    assert next_delay(see(thrifty, 295.0, "IN_PROGRESS", "98%"), config, 295.0, 0.5, Cadence()) == 2.0
+    spent = pacer
+    for t in range(48, 295, 6):  # looked every 6 s all along: nothing saved
+        spent = see(spent, float(t), "IN_PROGRESS", f"{min(99, t // 3)}%")
+    assert 4.5 <= next_delay(spent, config, 294.0, 0.5, Cadence()) <= 7.5
+    assert spent.polls == 8 + len(range(48, 295, 6)) and spent.first_at == 0.0
