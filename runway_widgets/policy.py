@@ -6,7 +6,9 @@ becomes *visible* only at a tick, so the useful poll is the one just after the t
 shows it; the Runway SDK, polling blindly every 6 +- 1.5 s, sees it 3 s late on average
 and spends several requests per tick.  This module decides, for one task:
 
-* **Ticks unknown** (nothing learnt yet): explore no faster than the SDK polls.
+* **Ticks unknown** (nothing learnt yet): explore no faster than the SDK polls; a lone
+  watch whose progress predicts the finish saves looks while it is far and spends them
+  every 2 s around it, never sending more than the SDK would have.
 * **Ticks known**: poll just after a tick, and only after the ticks that can show
   something that matters: while the progress slope says the finish is far, skip ticks
   (one look half-way refreshes the slope); from the predicted finish on, every tick.
