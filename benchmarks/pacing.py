@@ -11,8 +11,10 @@ refresh period {continuous, 5, 10, 15, 20, 30, 60 s, drifting 15.3 s} x run leng
 
 * ours: :mod:`runway_widgets.policy` with the gateway's :class:`~runway_widgets.gateways.Gateway`
   shared by the watches of one process, driven exactly as ``watch.py`` drives it, behind
-  the scheduler's default request budget (10 requests/s, bursts of 10): a crowd waits
-  for tokens and the wait counts in its lag.  First poll at the task's creation.
+  the scheduler's default request budget (10 requests/s, bursts of 10) and through the
+  scheduler's own queue (:class:`~runway_widgets.triage.DueQueue`: when tokens run short,
+  the most urgent due poll goes first): a crowd waits for tokens and the wait counts in
+  its lag.  First poll at the task's creation.
 * the Runway SDK: sleeps U(4.5, 7.5) s before every poll, the first one included.
 * an oracle that knows the ticks: one poll just after each tick (continuous server: one
   poll every second), from the first tick the task is visible at.
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import heapq
 import math
 import os
 import random
@@ -55,6 +56,7 @@ from runway_widgets.budget import RequestBudget  # noqa: E402
 from runway_widgets.gateways import Gateway  # noqa: E402
 from runway_widgets.policy import PacerState, PacingConfig, next_delay, observe, observe_absent, period_bound  # noqa: E402
 from runway_widgets.snapshot import TaskSnapshot, parse_task  # noqa: E402
+from runway_widgets.triage import OPEN, DueQueue, urgency  # noqa: E402
 
 PERIODS: Tuple[Tuple[str, float], ...] = (
     ("continuous", 0.0), ("5 s", 5.0), ("10 s", 10.0), ("15 s", 15.0), ("20 s", 20.0),
@@ -152,16 +154,17 @@ def ours(tasks: Sequence[Task], gate: Gate, rng: random.Random, config: PacingCo
     pacers = [PacerState() for _ in tasks]
     polls = [0] * len(tasks)
     results: List[Optional[Result]] = [None] * len(tasks)
-    heap = [(task.created, i) for i, task in enumerate(tasks)]
-    heapq.heapify(heap)
+    queue: DueQueue[int] = DueQueue()  # the scheduler's queue: the most urgent due poll takes the next token
+    for i, task in enumerate(tasks):
+        queue.push(task.created, i, OPEN)
     now = 0.0
-    while heap:
-        due, i = heapq.heappop(heap)
-        now = max(now, due)
+    while queue:
+        now = max(now, queue.next_due())
         wait = budget.wait_time(now)
-        if wait > 0:  # the scheduler holds the earliest due watch until a token is free
-            heapq.heappush(heap, (now + max(wait, 1e-3), i))
+        if wait > 0:  # every due poll waits for a token
+            now += max(wait, 1e-6)
             continue
+        _due, i = queue.pop(now)  # type: ignore[misc]
         budget.try_spend(now)
         task, t = tasks[i], now
         polls[i] += 1
@@ -182,7 +185,8 @@ def ours(tasks: Sequence[Task], gate: Gate, rng: random.Random, config: PacingCo
         else:
             cadence = gateway.cadence
         crowd = gateway.touch(i, t)
-        heapq.heappush(heap, (t + next_delay(pacer, config, t, rng.random(), cadence, crowd), i))
+        delay = next_delay(pacer, config, t, rng.random(), cadence, crowd)
+        queue.push(t + delay, i, urgency(pacer, cadence, t + delay))
     return [r for r in results if r is not None]
 
 

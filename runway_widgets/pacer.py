@@ -113,6 +113,8 @@ class PacerState:
     previous_change: Bracket | None = None  # the same for the change before it
     changed: bool = False  # the latest poll saw a change (``change`` is new)
     streak: tuple[float, int] | None = None  # (start, count) of changes seen at consecutive polls
+    polls: int = 0  # answers so far (task_not_exist included): what the watch has spent
+    first_at: float | None = None  # when the first one came
 
     @property
     def state(self) -> TaskState | None:
@@ -124,8 +126,10 @@ class PacerState:
 
 def observe_absent(pacer: PacerState, sent: float, received: float) -> PacerState:
     """Record a ``task_not_exist`` answer."""
-    return replace(pacer, last_at=(sent + received) / 2, absent_count=pacer.absent_count + 1, changed=False,
-                   signature=pacer.signature or StateSignature("absent", "", None))
+    at = (sent + received) / 2
+    return replace(pacer, last_at=at, absent_count=pacer.absent_count + 1, changed=False,
+                   signature=pacer.signature or StateSignature("absent", "", None), polls=pacer.polls + 1,
+                   first_at=at if pacer.first_at is None else pacer.first_at)
 
 
 def observe(pacer: PacerState, snapshot: Observed, config: PacingConfig, sent: float, received: float) -> PacerState:
@@ -141,7 +145,8 @@ def observe(pacer: PacerState, snapshot: Observed, config: PacingConfig, sent: f
     percent = None if progress is None else int(round(progress * 100))
     sig = StateSignature(snapshot.state.value, snapshot.status, percent)
     old = pacer.signature
-    updates: dict = {"last_at": at, "signature": sig, "changed": False}
+    updates: dict = {"last_at": at, "signature": sig, "changed": False, "polls": pacer.polls + 1,
+                     "first_at": at if pacer.first_at is None else pacer.first_at}
     if old is None or old.state != sig.state:
         updates["state_since"] = at
     if (progress is not None and 0 < percent < 100 and snapshot.state is TaskState.RUNNING  # type: ignore[operator]

@@ -6,14 +6,17 @@ becomes *visible* only at a tick, so the useful poll is the one just after the t
 shows it; the Runway SDK, polling blindly every 6 +- 1.5 s, sees it 3 s late on average
 and spends several requests per tick.  This module decides, for one task:
 
-* **Ticks unknown** (nothing learnt yet): explore no faster than the SDK polls.
+* **Ticks unknown** (nothing learnt yet): explore no faster than the SDK polls; a lone
+  watch whose progress predicts the finish saves looks while it is far and spends them
+  every 2 s around it, never sending more than the SDK would have.
 * **Ticks known**: poll just after a tick, and only after the ticks that can show
   something that matters: while the progress slope says the finish is far, skip ticks
   (one look half-way refreshes the slope); from the predicted finish on, every tick.
   A task that changes every tick but did not at the predicted one gets a few quick
   follow-ups (the tick came late: the follow-up's bracket re-pins the phase).
-  Routine looks of a crowd are spread over the period so they leave the request budget
-  to the polls that see finishes.
+  Routine looks of a crowd at waiting tasks are spread over the period so they leave the
+  request budget to the polls that see finishes; a running task nothing predicts looks
+  after every tick (the scheduler ranks due polls when tokens run short: :mod:`.triage`).
 * **Continuous server** (no ticks): approach the finish predicted from progress
   geometrically, then look every second.
 
@@ -49,6 +52,10 @@ _PROBE = 0.3  # s before a predicted tick window: a probe that sees a change the
 _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
+_CLOSE = 2.0  # s between a lone watch's looks around a predicted finish while the ticks are unknown
+_FAR = 2.0  # a lone watch far from the finish looks up to this many SDK intervals apart
+_STREAK = 5  # SDK-paced looks at the start of a run before the far looks slow down
+_OVERDUE = 60.0  # s past the latest predicted finish after which close looks stop (the slope was wrong)
 _EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks are unknown
 _WAIT_PACE = 1.2  # the pace of a waiting task while the ticks are unknown, in SDK intervals: it cannot finish yet
 _FREE_WAIT_PACE = 1.4  # the same on a continuous server, where no tick needs finding either
@@ -88,7 +95,12 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
         if pacer.state is not TaskState.RUNNING:
             # Waiting: nothing can finish, and on this server no tick needs finding.
             return _FREE_WAIT_PACE * _explore(config, rand, crowd)
-        return _explore(config, rand, crowd)
+        # Running, no slope yet: a task that has shown progress gives one at its next look,
+        # so it keeps the SDK's pace whatever the crowd.  One that reports none is slowed
+        # with the crowd like a routine look: on a server without ticks, polling it at the
+        # SDK's pace would spend most of a crowd's budget to see its finish ~3 s late
+        # instead of ~5, and starve the looks that see predicted finishes at once.
+        return _explore(config, rand, 1 if pacer.progress_first is not None else crowd)
     early, late = window
     if now < early:
         gap = early - now
@@ -101,13 +113,47 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
 
 def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
                crowd: int) -> float:
-    """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish."""
+    """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish
+    (a lone watch with a predicted finish: :func:`_closing`)."""
+    if window is not None and crowd <= 1 and pacer.state is TaskState.RUNNING and now < window[1] + _OVERDUE:
+        return _closing(pacer, config, now, rand, window)  # a lone watch: see _closing
     seeking = window is not None and now + _explore(config, 0.5) >= window[0]
+    if pacer.progress_first is not None and pacer.state is TaskState.RUNNING:
+        # A task whose progress moves changes at (nearly) every tick: its brackets are the
+        # ones the cadence learns from (and its streaks tell a continuous server), so it
+        # keeps the SDK's pace whatever the crowd until the ticks are known; when tokens run
+        # short its looks yield to those that may see a finish (see triage).
+        crowd = 1
     # Near the finish: the SDK's pace; a task that waits cannot finish yet: a little slower.
     delay = _explore(config, rand, 1 if seeking else crowd, pacer.state is not TaskState.RUNNING)
     if window is not None and now + config.min_interval < window[0] < now + delay:
         return window[0] - now + config.tick_margin
     return delay
+
+
+def _closing(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float]) -> float:
+    """A lone watch, ticks unknown, finish predicted: few looks while it is far, close
+    looks around it, paid for by the looks saved.
+
+    A lone watch rarely sees enough changes to learn the ticks before a short task ends,
+    so it cannot aim at them; but the finish shows at some tick near the predicted
+    finish, and looking every :data:`_CLOSE` s there sees it ~1 s after the tick instead
+    of the SDK's ~3 s.  Far from the finish a look half-way refreshes the slope (no more
+    often than the SDK).  Close looks are taken only while the watch has sent no more
+    than the SDK would have since the first look (one ahead at most); else the SDK's pace.
+    """
+    early = window[0] - config.explore_interval / 2  # a mark shows a tick up to a poll gap before it
+    if now + config.explore_interval < early:
+        pace = _explore(config, rand)
+        if pacer.state_since is not None and now - pacer.state_since < _STREAK * config.explore_interval:
+            return pace  # the first looks of a run keep the SDK's pace: their streak tells a fast loop
+        return max(pace, min((early - now) / 2, _FAR * pace))
+    if now + config.min_interval < early:
+        return early - now
+    first = pacer.first_at if pacer.first_at is not None else now
+    if pacer.polls + 2 <= (now + _CLOSE - first) / config.explore_interval:
+        return _CLOSE
+    return _explore(config, rand)
 
 
 def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float, rand: float,
@@ -159,11 +205,16 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
         return _seek(pacer, cadence, config, earliest, min(finish_k, reach)) - now
     if pacer.state is TaskState.RUNNING and pacer.progress_first is not None and pacer.progress_mark == pacer.progress_first:
         return _seek(pacer, cadence, config, earliest, first) - now  # one mark: the next tick gives the slope
+    running = pacer.state is TaskState.RUNNING
     # Routine looks (waiting, or no progress to go by): at the SDK's pace or slower, and
-    # slower still when the crowd would exceed its share of the request budget.
-    gap = max(config.explore_interval if pacer.state is TaskState.RUNNING else 10.0, crowd / config.crowd_rate)
+    # slower still when the crowd would exceed its share of the request budget.  A running
+    # task with no slope may finish at any tick: it keeps the SDK's pace whatever the
+    # crowd, right after the tick; when tokens run short the scheduler serves the polls
+    # that may see a predicted finish first and these next, before looks at waiting tasks
+    # (:mod:`.triage`).
+    gap = config.explore_interval if running else max(10.0, crowd / config.crowd_rate)
     target = max(first, min(last_k + max(1, math.ceil(gap / period - 0.05)), reach))
-    if crowd <= 2 * _BURST:
+    if crowd <= 2 * _BURST or running:
         return _seek(pacer, cadence, config, earliest, target) - now
     # A crowd cannot all look right after the tick: spread what the burst cannot take.
     spread = min(max(0.0, (crowd - _BURST) / config.crowd_rate), period - width - 2 * config.tick_margin)

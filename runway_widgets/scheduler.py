@@ -1,12 +1,14 @@
 """The shared poller: one thread per process decides who polls when; a small pool does the I/O.
 
-Every watch in the process sits in one heap ordered by its next due time.  The scheduler
-thread pops due watches, reserves one token of the process-wide :class:`RequestBudget` for
+Every watch in the process waits in one :class:`~.triage.DueQueue` for its next due time.
+The scheduler thread takes due watches, reserves one token of the process-wide :class:`RequestBudget` for
 each, and hands the poll to a bounded :class:`WorkerPool`; the worker takes the token the
 moment it sends.  (Spending at hand-off instead let a poll that waited a few ms for a
 worker -- thread wake-up, the GIL -- leave together with the next ones: under load a
 server saw more requests in a second than the bucket allows.)  When tokens run short, the
-watch that has waited longest goes first (heap order), so no task starves.  The thread
+most urgent due poll goes first (one that may see a finish before routine looks at queued
+tasks), and among equals the one that has waited longest; a routine look is overtaken for
+a bounded time only (:mod:`.triage`), so no task starves.  The thread
 waits only on ``Event.wait(timeout)``, so adding or stopping a watch takes effect at once,
 and it exits after a second with nothing to do.
 
@@ -20,8 +22,6 @@ clock and an :class:`InlineExecutor` no thread and no real sleep is involved.
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from .budget import RequestBudget
 from .errors import RateLimitedError, RunwayWidgetsError
 from .policy import PacingConfig, backoff_delay
+from .triage import FINISH, DueQueue
 from .updates import PollResult
 from .watch import Outcome, Watch
 from .workers import WorkerPool
@@ -87,8 +88,7 @@ class Scheduler:
         self._idle_linger = idle_linger
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._heap: list[tuple[float, int, Watch]] = []
-        self._seq = itertools.count()
+        self._queue: DueQueue[Watch] = DueQueue()
         self._in_flight = 0
         self._reserved = 0  # tokens promised to polls handed to a worker that has not sent yet
         self._thread: threading.Thread | None = None
@@ -103,7 +103,7 @@ class Scheduler:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
-            heapq.heappush(self._heap, (self.clock() + delay, next(self._seq), watch))
+            self._push(self.clock() + delay, watch)
             if self._threaded and self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
                 self._thread.start()
@@ -112,19 +112,21 @@ class Scheduler:
     def _budget_rate(self) -> float:
         return self.budget.configured_rate
 
+    def _push(self, when: float, watch: Watch) -> None:
+        """Queue ``watch`` for ``when`` (under the lock); a poll at the deadline goes first."""
+        when = min(when, watch.deadline)
+        self._queue.push(when, watch, FINISH if when >= watch.deadline else watch.urgency)
+
     def remove(self, watch: Watch) -> None:
         """Forget ``watch`` (called when it stops, so an idle process frees its thread)."""
         with self._lock:
-            kept = [entry for entry in self._heap if entry[2] is not watch]
-            if len(kept) != len(self._heap):
-                self._heap = kept
-                heapq.heapify(self._heap)
+            self._queue.remove(watch)
         self._wake.set()
 
     def pending(self) -> int:
         """Watches scheduled or polling right now."""
         with self._lock:
-            return len(self._heap) + self._in_flight
+            return len(self._queue) + self._in_flight
 
     # -- one round ------------------------------------------------------------------------------
 
@@ -135,23 +137,24 @@ class Scheduler:
         with self._lock:
             now = self.clock()
             wait = float("inf")
-            while self._heap and self._in_flight < self._executor.max_workers:
-                when, _, watch = self._heap[0]
+            while self._queue and self._in_flight < self._executor.max_workers:
+                head = self._queue.peek(now)
+                if head is None:
+                    wait = self._queue.next_due() - now
+                    break
+                watch = head[1]
                 if watch.done():
-                    heapq.heappop(self._heap)
+                    self._queue.pop(now)
                     continue
                 if now >= watch.deadline:
-                    heapq.heappop(self._heap)
+                    self._queue.pop(now)
                     expired.append(watch)
                     continue
-                if when > now:
-                    wait = when - now
-                    break
                 budget_wait = self.budget.wait_time(now, self._reserved)
                 if budget_wait > 0:
                     wait = budget_wait
                     break
-                heapq.heappop(self._heap)
+                self._queue.pop(now)
                 self._reserved += 1  # spent by the worker as it sends (see _run)
                 self._in_flight += 1
                 due.append(watch)
@@ -168,19 +171,19 @@ class Scheduler:
                 with self._lock:
                     self._reserved -= 1
                     self._in_flight -= 1
-                    heapq.heappush(self._heap, (min(self.clock() + 1.0, watch.deadline), next(self._seq), watch))
+                    self._push(self.clock() + 1.0, watch)
         if due or expired:
             # Inline executors have already rescheduled; threaded ones will wake us.
             with self._lock:
-                if self._heap and self._in_flight < self._executor.max_workers:
+                if self._queue and self._in_flight < self._executor.max_workers:
                     now = self.clock()
-                    wait = max(0.0, self._heap[0][0] - now, self.budget.wait_time(now, self._reserved))
-                elif not self._heap:
+                    wait = max(0.0, self._queue.next_due() - now, self.budget.wait_time(now, self._reserved))
+                elif not self._queue:
                     wait = float("inf")
         return wait
 
     def _run(self, watch: Watch) -> None:
-        """Poll on a worker thread, then put the watch back in the heap."""
+        """Poll on a worker thread, then put the watch back in the queue."""
         result: PollResult | None = None
         sent = False
         try:
@@ -198,18 +201,17 @@ class Scheduler:
                 self._in_flight -= 1
                 now = self.clock()
                 # The outcome, not done(): it is set before the finish hooks take the watch
-                # out of the heap (under this lock), done() only after; a watch that ended
+                # out of the queue (under this lock), done() only after; a watch that ended
                 # in between must not be put back.
                 going = watch.outcome is Outcome.WATCHING
                 if sent:
                     if result is not None:
                         self._feed_budget(result.error, watch.settings.pacing, now)
                     if result is not None and result.next_in is not None and going:
-                        when = min(now + result.next_in, watch.deadline)
-                        heapq.heappush(self._heap, (when, next(self._seq), watch))
+                        self._push(now + result.next_in, watch)
                 elif going:
                     # Paused (a 429) between hand-off and send: back in line, due now.
-                    heapq.heappush(self._heap, (now, next(self._seq), watch))
+                    self._push(now, watch)
                 orphaned = self._closed and going  # shut down while this poll ran
             if orphaned:
                 watch.stop("The poller was shut down.")
@@ -287,7 +289,7 @@ class Scheduler:
                 if self._closed:
                     self._thread = None
                     return
-                if not self._heap and self._in_flight == 0:
+                if not self._queue and self._in_flight == 0:
                     now = time.monotonic()
                     idle_since = idle_since if idle_since is not None else now
                     if now - idle_since >= self._idle_linger:
@@ -302,8 +304,8 @@ class Scheduler:
         """Stop every scheduled watch, end the thread and the workers (bounded by ``timeout``)."""
         with self._lock:
             self._closed = True
-            watches = [entry[2] for entry in self._heap]
-            self._heap.clear()
+            watches = list(self._queue.items())
+            self._queue.clear()
             thread = self._thread
         for watch in watches:
             watch.stop("The poller was shut down.")

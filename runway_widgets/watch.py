@@ -24,6 +24,7 @@ from .errors import DownloadError, ProtocolError, RunwayWidgetsError, TaskNotFou
 from .gateways import Gateway
 from .policy import PacerState, backoff_delay, estimate_finish, next_delay, observe, observe_absent, period_bound
 from .snapshot import TaskSnapshot
+from .triage import OPEN, urgency
 from .updates import Completion, Outcome, PollResult, WatchSettings, WatchUpdate, short_id
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class Watch:
         self._finisher = finisher
         self._on_end = on_end
         self.budget_rate: Callable[[], float] | None = None  # the poller's request rate (set by it)
+        self.urgency = OPEN  # how much the next poll matters when tokens are scarce (see triage)
         self._ended_at: float | None = None
         self._finishing = False  # the task succeeded; the finisher has it
 
@@ -289,7 +291,9 @@ class Watch:
             cadence = self.gateway.cadence
         crowd = self.gateway.touch(id(self), now)
         rate = self.budget_rate() if self.budget_rate is not None else None
-        return next_delay(pacer, pacing, now, self._rand(), cadence, crowd, rate)
+        delay = next_delay(pacer, pacing, now, self._rand(), cadence, crowd, rate)
+        self.urgency = urgency(pacer, cadence, now + delay)
+        return delay
 
     def _expire(self) -> None:
         if self._finishing:  # the task succeeded; only the save ran out of time

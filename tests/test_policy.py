@@ -359,3 +359,61 @@ def test_a_crowd_shares_the_request_budget_it_has() -> None:
     fast = [next_delay(pacer, PacingConfig(), 0.0, r / 50, Cadence(), crowd=200, budget_rate=100.0) for r in range(50)]
     assert sorted(slow)[25] > 30.0 and max(fast) <= 7.5
     assert min(slow) >= 4.5  # a dozen explorers keep the SDK's pace
+
+
+def test_in_a_crowd_a_running_task_nothing_predicts_still_looks_after_every_tick() -> None:
+    # 200 watches, ticks known: a waiting task's routine looks are slowed to fit the
+    # budget, but a running task without progress may finish at any tick; it looks just
+    # after each (the scheduler serves such polls before looks at waiting tasks).
+    cadence = locked_gateway(15.0, 4.0).cadence
+    now = 600.5  # just after the tick of 604 - 15
+    running = see(see(PacerState(), 590.0, "IN_PROGRESS", "0%"), now, "IN_PROGRESS", "0%")
+    waiting = see(see(PacerState(), 590.0, "QUEUED", "0%"), now, "QUEUED", "0%")
+    for r in (0.1, 0.5, 0.9):
+        delay = next_delay(running, PacingConfig(), now, r, cadence, crowd=200)
+        assert 0.0 < (now + delay - 4.0) % 15.0 < 1.0 and delay < 15.0, delay
+    assert min(next_delay(waiting, PacingConfig(), now, r / 10, cadence, crowd=200) for r in range(10)) > 15.0
+
+
+def test_before_the_ticks_are_known_a_crowd_explores_with_its_moving_tasks() -> None:
+    # A task whose progress moves changes at every tick: its brackets teach the cadence
+    # (and its streaks tell a continuous server), so it keeps the SDK's pace in a crowd of
+    # 200 while a task with nothing moving is slowed (a dozen explorers aside).
+    moving = see(see(PacerState(), 0.0, "IN_PROGRESS", "5%"), 10.0, "IN_PROGRESS", "6%")  # finish far off
+    still = see(PacerState(), 10.0, "IN_PROGRESS", "0%")
+    delays = {name: [next_delay(p, PacingConfig(), 10.0, r / 200, Cadence(), crowd=200) for r in range(200)]
+              for name, p in (("moving", moving), ("still", still))}
+    assert 4.5 <= min(delays["moving"]) and max(delays["moving"]) <= 7.5
+    assert sum(d <= 7.5 for d in delays["still"]) < 0.1 * 200
+
+
+def test_on_a_continuous_server_a_crowd_spends_its_looks_on_tasks_whose_progress_moves() -> None:
+    # 200 watches, no ticks: a task that has shown progress keeps the SDK's pace (its next
+    # look gives the slope that predicts its finish); one that reports none is slowed with
+    # the crowd (a dozen explorers aside) so that the budget goes to predicted finishes.
+    moving = see(PacerState(), 10.0, "IN_PROGRESS", "3%")
+    still = see(PacerState(), 10.0, "IN_PROGRESS", "0%")
+    fast = [next_delay(moving, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
+    slow = [next_delay(still, PacingConfig(), 10.0, r / 20, Cadence(continuous=True), crowd=200) for r in range(20)]
+    assert 4.5 <= min(fast) and max(fast) <= 7.5
+    assert sorted(slow)[10] > 20.0
+
+
+def test_a_lone_watch_skips_looks_far_from_the_finish_and_looks_close_around_it_with_what_it_saved() -> None:
+    # One watch, ticks unknown, progress that predicts a finish at ~300 s: after the first
+    # looks of the run (SDK-paced, their streak would tell a fast loop), looks far from the
+    # finish come less often than the SDK's; around the finish it looks every 2 s while it
+    # has sent fewer requests than the SDK would have, else at the SDK's pace.
+    config = PacingConfig()
+    pacer = see(PacerState(), 0.0, "QUEUED", "0%")
+    for t, percent in ((6.0, 2), (12.0, 4), (18.0, 6), (24.0, 8), (30.0, 10), (36.0, 12), (42.0, 14)):
+        pacer = see(pacer, t, "IN_PROGRESS", f"{percent}%")
+    far = [next_delay(pacer, config, 42.0, r / 10, Cadence()) for r in range(10)]
+    assert min(far) > 7.5, far  # (finish ~ 300 s: the SDK would look every 6 +- 1.5 s)
+    thrifty = see(pacer, 200.0, "IN_PROGRESS", "66%")  # 9 answers in 200 s: the SDK sent ~33
+    assert next_delay(see(thrifty, 295.0, "IN_PROGRESS", "98%"), config, 295.0, 0.5, Cadence()) == 2.0
+    spent = pacer
+    for t in range(48, 295, 6):  # looked every 6 s all along: nothing saved
+        spent = see(spent, float(t), "IN_PROGRESS", f"{min(99, t // 3)}%")
+    assert 4.5 <= next_delay(spent, config, 294.0, 0.5, Cadence()) <= 7.5
+    assert spent.polls == 8 + len(range(48, 295, 6)) and spent.first_at == 0.0

@@ -419,3 +419,31 @@ def test_watches_of_one_gateway_learn_its_ticks_together_and_a_new_one_starts_ph
     assert len(polls) < (polls[-1] - polls[0]) / 6.0  # fewer requests than the SDK's 6 s polling
     run(sched, clock, lambda: all(w.done() for w in watches))
     assert all(w.outcome is Outcome.SUCCEEDED for w in watches)
+
+
+def test_when_tokens_are_scarce_a_poll_that_may_see_a_finish_goes_first() -> None:
+    # 20 queued tasks want ~2.5 polls/s; the budget gives 1/s.  Tasks whose progress says
+    # when they finish must not wait their turn behind them (first due, first served sees
+    # those finishes late); the queued ones are still polled now and then.
+    clock = FakeClock()
+    sched = make(clock, RequestBudget(rate=1, burst=1))
+    queued = ScriptedClient(clock, lambda t, n: snap("QUEUED"))
+    watches = [add(sched, clock, queued, f"q{i}") for i in range(20)]
+    runs = [90.0 + 25.0 * i for i in range(5)]
+    hot = []
+    for i, length in enumerate(runs):
+        client = ScriptedClient(clock, timeline(queue=0, run=length))
+        w = Watch(f"hot{i}", client, WatchSettings(), clock=clock, rand=random.Random(i).random, on_end=sched.remove)
+        sched.add(w)
+        hot.append((w, client, length))
+    run(sched, clock, lambda: all(w.done() for w, _, _ in hot), limit=400)
+    lags = sorted(client.calls[-1][0] - length for _, client, length in hot)
+    assert lags[len(lags) // 2] < 2.5, lags
+    run(sched, clock, lambda: clock.now >= 300)
+    last = defaultdict(list)
+    for t, task in queued.calls:
+        last[task].append(t)
+    gaps = [b - a for times in last.values() for a, b in zip(times, times[1:])]
+    assert len(last) == 20 and max(gaps) < 60, "nobody starves"
+    for other in watches:
+        other.stop()
