@@ -187,7 +187,12 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
         # watches of a crowd do it, not all.
         nxt = cadence.window(last_k + 1)
         if nxt[0] - _PROBE - 0.01 <= last_at < nxt[1] and not pacer.changed:
-            return max(config.min_interval, after(last_k + 1) - now)  # the probe's tick: look after it
+            look = after(last_k + 1)  # the probe's tick: look after it
+            if window is not None and nxt[1] >= window[0]:
+                # It may show the finish: _seek's next look inside the window comes first
+                # (straight after the window, a finish at a tick 0.02 s after the look was seen 2.5 s late).
+                look = min(look, _seek(pacer, cadence, config, earliest, last_k + 1))
+            return max(config.min_interval, look - now)
         stale = now - cadence.sharp_at > _STALE * period
         if ((width > _BISECT or stale) and rand < _PROBERS / crowd and pacer.changed
                 and abs(last_at - after(last_k)) < 0.5):

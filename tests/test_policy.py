@@ -417,3 +417,16 @@ def test_a_lone_watch_skips_looks_far_from_the_finish_and_looks_close_around_it_
         spent = see(spent, float(t), "IN_PROGRESS", f"{min(99, t // 3)}%")
     assert 4.5 <= next_delay(spent, config, 294.0, 0.5, Cadence()) <= 7.5
     assert spent.polls == 8 + len(range(48, 295, 6)) and spent.first_at == 0.0
+
+
+def test_a_look_inside_a_tick_window_that_may_show_the_finish_is_followed_by_the_next_inside_it() -> None:
+    # Ticks every 20 s, each within a 3 s window; the finish is due around the tick in
+    # (767, 770].  A look at 768 (a third into the window) saw nothing new: the next look
+    # splits the rest of the window (769) instead of waiting for its end (770.25), so a
+    # tick just after 768 is seen at 769, not 2.25 s later.
+    cadence = Cadence(period=20.0, start=7.0, width=3.0)
+    pacer = see(PacerState(), 670.0, "QUEUED", "0%")
+    for t, percent in ((690.25, 80), (710.25, 85), (730.25, 90), (750.25, 95), (768.0, 95)):
+        pacer = see(pacer, t, "IN_PROGRESS", f"{percent}%")
+    assert not pacer.changed
+    assert next_delay(pacer, PacingConfig(), 768.0, 0.5, cadence, crowd=12) == pytest.approx(1.0)
