@@ -7,8 +7,8 @@ shows it; the Runway SDK, polling blindly every 6 +- 1.5 s, sees it 3 s late on 
 and spends several requests per tick.  This module decides, for one task:
 
 * **Ticks unknown** (nothing learnt yet): explore no faster than the SDK polls; a lone
-  watch whose progress predicts the finish saves looks while it is far and spends them
-  every 2 s around it, never sending more than the SDK would have.
+  watch saves looks while its task waits and while the predicted finish is far, and
+  spends them every 2 s around it, staying under the SDK's count (:mod:`.lone`).
 * **Ticks known**: poll just after a tick, and only after the ticks that can show
   something that matters: while the progress slope says the finish is far, skip ticks
   (one look half-way refreshes the slope); from the predicted finish on, every tick.
@@ -29,6 +29,7 @@ import math
 from dataclasses import replace
 
 from .cadence import Cadence
+from .lone import OVERDUE, WAIT_PACE, closing
 from .pacer import (
     PacerState,
     PacingConfig,
@@ -52,10 +53,6 @@ _PROBE = 0.3  # s before a predicted tick window: a probe that sees a change the
 _BISECT = 0.5  # s: a wider tick window is halved by probes inside it
 _STALE = 4.0  # periods since the phase was last pinned sharply before probes check it
 _PROBERS = 4.0  # watches of a crowd that probe (on average)
-_CLOSE = 2.0  # s between a lone watch's looks around a predicted finish while the ticks are unknown
-_FAR = 2.0  # a lone watch far from the finish looks up to this many SDK intervals apart
-_STREAK = 5  # SDK-paced looks at the start of a run before the far looks slow down
-_OVERDUE = 60.0  # s past the latest predicted finish after which close looks stop (the slope was wrong)
 _EXPLORERS = 12.0  # watches of a crowd that keep the SDK's pace while the ticks are unknown
 _WAIT_PACE = 1.2  # the pace of a waiting task while the ticks are unknown, in SDK intervals: it cannot finish yet
 _FREE_WAIT_PACE = 1.4  # the same on a continuous server, where no tick needs finding either
@@ -68,11 +65,11 @@ def _clamp(delay: float, config: PacingConfig) -> float:
     return min(config.max_interval, max(config.min_interval, delay))
 
 
-def _explore(config: PacingConfig, rand: float, crowd: int = 1, waiting: bool = False) -> float:
-    """The routine pace: the SDK's (a little slower while a task waits on a server whose
-    finish only progress predicts), slower still when a crowd would exceed its share of
-    the request budget."""
-    base = config.explore_interval * (_WAIT_PACE if waiting else 1.0)
+def _explore(config: PacingConfig, rand: float, crowd: int = 1, pace: float = 1.0) -> float:
+    """The routine pace: the SDK's times ``pace`` (a little slower while a task waits on a
+    server whose finish only progress predicts), slower still when a crowd would exceed
+    its share of the request budget."""
+    base = config.explore_interval * pace
     if rand * crowd >= _EXPLORERS:
         # Most of a crowd goes slower; a dozen looks at the SDK's pace (a different few
         # each time) still give the shared cadence the narrow brackets it learns from.
@@ -114,9 +111,9 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
 def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
                crowd: int) -> float:
     """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish
-    (a lone watch with a predicted finish: :func:`_closing`)."""
-    if window is not None and crowd <= 1 and pacer.state is TaskState.RUNNING and now < window[1] + _OVERDUE:
-        return _closing(pacer, config, now, rand, window)  # a lone watch: see _closing
+    (a lone watch with a predicted finish: :func:`.lone.closing`)."""
+    if window is not None and crowd <= 1 and pacer.state is TaskState.RUNNING and now < window[1] + OVERDUE:
+        return closing(pacer, config, now, _explore(config, rand), window)
     seeking = window is not None and now + _explore(config, 0.5) >= window[0]
     if pacer.progress_first is not None and pacer.state is TaskState.RUNNING:
         # A task whose progress moves changes at (nearly) every tick: its brackets are the
@@ -125,35 +122,12 @@ def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float,
         # short its looks yield to those that may see a finish (see triage).
         crowd = 1
     # Near the finish: the SDK's pace; a task that waits cannot finish yet: a little slower.
-    delay = _explore(config, rand, 1 if seeking else crowd, pacer.state is not TaskState.RUNNING)
+    # (A lone watch waits slower still: what it saves pays for its close looks, see lone.)
+    wait_pace = WAIT_PACE if crowd <= 1 else _WAIT_PACE
+    delay = _explore(config, rand, 1 if seeking else crowd, wait_pace if pacer.state is not TaskState.RUNNING else 1.0)
     if window is not None and now + config.min_interval < window[0] < now + delay:
         return window[0] - now + config.tick_margin
     return delay
-
-
-def _closing(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float]) -> float:
-    """A lone watch, ticks unknown, finish predicted: few looks while it is far, close
-    looks around it, paid for by the looks saved.
-
-    A lone watch rarely sees enough changes to learn the ticks before a short task ends,
-    so it cannot aim at them; but the finish shows at some tick near the predicted
-    finish, and looking every :data:`_CLOSE` s there sees it ~1 s after the tick instead
-    of the SDK's ~3 s.  Far from the finish a look half-way refreshes the slope (no more
-    often than the SDK).  Close looks are taken only while the watch has sent no more
-    than the SDK would have since the first look (one ahead at most); else the SDK's pace.
-    """
-    early = window[0] - config.explore_interval / 2  # a mark shows a tick up to a poll gap before it
-    if now + config.explore_interval < early:
-        pace = _explore(config, rand)
-        if pacer.state_since is not None and now - pacer.state_since < _STREAK * config.explore_interval:
-            return pace  # the first looks of a run keep the SDK's pace: their streak tells a fast loop
-        return max(pace, min((early - now) / 2, _FAR * pace))
-    if now + config.min_interval < early:
-        return early - now
-    first = pacer.first_at if pacer.first_at is not None else now
-    if pacer.polls + 2 <= (now + _CLOSE - first) / config.explore_interval:
-        return _CLOSE
-    return _explore(config, rand)
 
 
 def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float, rand: float,
@@ -187,7 +161,12 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
         # watches of a crowd do it, not all.
         nxt = cadence.window(last_k + 1)
         if nxt[0] - _PROBE - 0.01 <= last_at < nxt[1] and not pacer.changed:
-            return max(config.min_interval, after(last_k + 1) - now)  # the probe's tick: look after it
+            look = after(last_k + 1)  # the probe's tick: look after it
+            if window is not None and nxt[1] >= window[0]:
+                # It may show the finish: _seek's next look inside the window comes first
+                # (straight after the window, a finish at a tick 0.02 s after the look was seen 2.5 s late).
+                look = min(look, _seek(pacer, cadence, config, earliest, last_k + 1))
+            return max(config.min_interval, look - now)
         stale = now - cadence.sharp_at > _STALE * period
         if ((width > _BISECT or stale) and rand < _PROBERS / crowd and pacer.changed
                 and abs(last_at - after(last_k)) < 0.5):

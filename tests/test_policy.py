@@ -152,8 +152,9 @@ def test_fixed_interval_is_obeyed_but_not_below_the_floor() -> None:
 def test_before_anything_is_learnt_it_explores_no_faster_than_the_sdk(answer: Answer) -> None:
     pacer = observe_absent(PacerState(), 0, 0) if answer is None else see(PacerState(), 0.0, *answer)
     delays = [next_delay(pacer, PacingConfig(), 0.0, r / 10, Cadence()) for r in range(10)]
-    # (A task that waits goes a little slower: it cannot finish yet.)
-    assert min(delays) >= 4.5 and max(delays) <= (7.5 if answer and answer[0] == "IN_PROGRESS" else 9.0)
+    # (A task that waits goes a little slower: it cannot finish yet; a lone watch's at 1.4
+    # SDK intervals, +- the SDK's spread.)
+    assert min(delays) >= 4.5 and max(delays) <= (7.5 if answer and answer[0] == "IN_PROGRESS" else 9.9)
     assert len(set(delays)) > 5
 
 
@@ -417,3 +418,46 @@ def test_a_lone_watch_skips_looks_far_from_the_finish_and_looks_close_around_it_
         spent = see(spent, float(t), "IN_PROGRESS", f"{min(99, t // 3)}%")
     assert 4.5 <= next_delay(spent, config, 294.0, 0.5, Cadence()) <= 7.5
     assert spent.polls == 8 + len(range(48, 295, 6)) and spent.first_at == 0.0
+
+
+def test_a_lone_watch_waits_slower_than_a_crowd_to_pay_for_its_close_looks() -> None:
+    # Ticks unknown, task queued: a watch alone in its process looks 1.4 SDK intervals
+    # apart (a crowd's explorers: 1.2).  No finish shows before the run starts; the ~1.5
+    # looks a task saves here are what its close looks spend, and they kept the lone
+    # watch under the SDK's count on short tasks (continuous server: 1.00x -> 0.94x).
+    queued = see(see(PacerState(), 0.0, "SUBMITTED", "0%"), 6.0, "QUEUED", "0%")
+    config = PacingConfig()
+    for r in range(10):
+        lone = next_delay(queued, config, 6.0, r / 10, Cadence(), crowd=1)
+        crowd = next_delay(queued, config, 6.0, r / 10, Cadence(), crowd=12)
+        assert lone == pytest.approx(crowd + 0.2 * config.explore_interval)
+    assert min(next_delay(queued, config, 6.0, r / 10, Cadence()) for r in range(10)) >= 1.4 * 6.0 - 1.5
+
+
+def test_a_lone_watch_spends_close_looks_up_to_the_sdk_count() -> None:
+    # Eight answers in 56 s (the SDK would have sent nine by 58 s, its first 6 s after
+    # creation): the close look keeps the watch at most one ahead of the SDK, so it is
+    # taken.  (A margin of two looks, before, left these short tasks at the SDK's pace.)
+    pacer = see(PacerState(), 0.0, "QUEUED", "0%")
+    for t in range(8, 57, 8):
+        pacer = see(pacer, float(t), "IN_PROGRESS", f"{int(100 * t / 60)}%")  # finishes ~60 s
+    assert pacer.polls == 8
+    assert next_delay(pacer, PacingConfig(), 56.0, 0.5, Cadence()) == 2.0
+    ahead = pacer
+    for t, percent in ((57.0, "95%"), (57.5, "95%"), (58.0, "96%")):
+        ahead = see(ahead, t, "IN_PROGRESS", percent)
+    # Eleven answers by 58 s: a look at 60 s would make twelve, the SDK's ten by then + 2.
+    assert 4.5 <= next_delay(ahead, PacingConfig(), 58.0, 0.5, Cadence()) <= 7.5
+
+
+def test_a_look_inside_a_tick_window_that_may_show_the_finish_is_followed_by_the_next_inside_it() -> None:
+    # Ticks every 20 s, each within a 3 s window; the finish is due around the tick in
+    # (767, 770].  A look at 768 (a third into the window) saw nothing new: the next look
+    # splits the rest of the window (769) instead of waiting for its end (770.25), so a
+    # tick just after 768 is seen at 769, not 2.25 s later.
+    cadence = Cadence(period=20.0, start=7.0, width=3.0)
+    pacer = see(PacerState(), 670.0, "QUEUED", "0%")
+    for t, percent in ((690.25, 80), (710.25, 85), (730.25, 90), (750.25, 95), (768.0, 95)):
+        pacer = see(pacer, t, "IN_PROGRESS", f"{percent}%")
+    assert not pacer.changed
+    assert next_delay(pacer, PacingConfig(), 768.0, 0.5, cadence, crowd=12) == pytest.approx(1.0)
