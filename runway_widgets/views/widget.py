@@ -50,15 +50,16 @@ class TaskCard:
     Stop button); benchmarks/kernel.py counts them.
     """
 
-    def __init__(self, task_id: str, show_video: bool = True, foreground: bool = False, caption: str = "") -> None:
+    def __init__(self, task_id: str, show_video: bool = True, foreground: bool = False, caption: str = "",
+                 css: str = "") -> None:
         widgets = require_ipywidgets()
         self.task_id = task_id
         self.show_video = show_video
         # Classes and layouts are given at construction: set afterwards, each would cost
         # one more comm message per card.
-        # ``caption`` (escaped HTML: the prompt and parameters) rides in the title, which never
-        # changes: it costs no message.
-        self.title = widgets.HTML(value=title_html(waiting(task_id)) + caption, _dom_classes=["runway-title"])
+        # ``caption`` (escaped HTML: the prompt and parameters) and ``css`` (a <style> element)
+        # ride in the title, which never changes: they cost no message.
+        self.title = widgets.HTML(value=css + title_html(waiting(task_id)) + caption, _dom_classes=["runway-title"])
         self.stop_button = widgets.Button(description="Stop watching", icon="stop", _dom_classes=["runway-stop"],
                                           tooltip="Stop polling this task (the task itself goes on)",
                                           layout=widgets.Layout(width="auto", display="none" if foreground else None))
@@ -115,11 +116,11 @@ class TaskCard:
 class TaskBoard:
     """The cards of one or several tasks under a header line (``3/5 done, 1 failed``) with a Stop-all button.
 
-    ``layout`` (see :mod:`.board`): ``"card"`` hides the header row (a single task: its card
-    has its own Stop button), ``"list"`` stands the cards in a column that packs into a compact
-    grid once the videos are in, ``"gallery"`` sets them in a grid from the start.  ``captions``
-    say how each task was made.  ``css`` (a <style> element) rides in the header: a style
-    applies wherever it stands in the page, also in a hidden header.
+    ``layout`` (see :mod:`.board`): ``"card"`` is a single task's card alone, with no header
+    row (the card has its own Stop button), ``"list"`` stands the cards in a column that packs
+    into a compact grid once the videos are in, ``"gallery"`` sets them in a grid from the
+    start.  ``captions`` say how each task was made.  ``css`` (a <style> element) rides in the
+    header, or in a lone card's title: a style applies wherever it stands in the page.
     """
 
     def __init__(self, task_ids: list[str], layout: BoardLayout = "list", captions: Mapping[str, Caption | None] | None = None,
@@ -128,15 +129,24 @@ class TaskBoard:
         captions = captions or {}
         self.layout = layout
         initial = [waiting(t) for t in task_ids]
-        self.cards = {t: TaskCard(t, show_video, foreground, caption=caption_html(captions.get(t))) for t in task_ids}
         self._css = css  # kept in the header (a few bytes more per header change)
+        self._lock = threading.Lock()
+        self._header_at = float("-inf")
+        if layout == "card":
+            # A board of one is its card alone: no header row, Stop-all or grid box is even
+            # created (each widget would cost its comm messages, for every watch).
+            (task_id,) = task_ids
+            card = TaskCard(task_id, show_video, foreground, caption_html(captions.get(task_id)), css)
+            self.cards = {task_id: card}
+            self.root = card.root
+            return
+        self.cards = {t: TaskCard(t, show_video, foreground, caption=caption_html(captions.get(t))) for t in task_ids}
         self.header = widgets.HTML(value=f"{css}<b>{board_header(initial)}</b>",
                                    _dom_classes=["runway-board-header"])
         self.stop_all = widgets.Button(description="Stop all", icon="stop", _dom_classes=["runway-stop-all"],
                                        layout=widgets.Layout(width="auto", display="none" if foreground else None))
         self.stop_all.on_click(self._stop_all)
-        top = widgets.HBox([self.header, self.stop_all],
-                           layout=widgets.Layout(align_items="center", display="none" if layout == "card" else None))
+        top = widgets.HBox([self.header, self.stop_all], layout=widgets.Layout(align_items="center"))
         # The cards sit in a box of their own: a gallery's is a grid from the start, a list's
         # becomes one when the board is finished and compact.
         gallery = layout == "gallery"
@@ -146,8 +156,6 @@ class TaskBoard:
                                 layout=widgets.Layout(display="flex", flex_flow="column") if grid is None
                                 else widgets.Layout(display="grid", width="100%", **_grid_traits(grid)))
         self.root = widgets.VBox([top, self.grid], _dom_classes=["runway-gallery" if gallery else "runway-board"])
-        self._lock = threading.Lock()
-        self._header_at = float("-inf")
 
     def _stop_all(self, _button: Any) -> None:
         for card in self.cards.values():
