@@ -621,11 +621,16 @@ def test_simulator_imports_nothing_else_from_the_package() -> None:
                         "runway_widgets.simulator"), f"{source.name} imports {alias.name}"
 
 
-def test_standalone_refresh_period_option() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "runway_widgets.simulator", "--port", "0", "--refresh-period", "20"],
+def _standalone(*args: str) -> subprocess.Popen:
+    """``python -m runway_widgets.simulator --port 0 ARGS`` in its own process group, unbuffered."""
+    return subprocess.Popen([sys.executable, "-m", "runway_widgets.simulator", "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=SIM_DIR.parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             start_new_session=True)
+
+
+def test_standalone_refresh_period_option() -> None:
+    proc = _standalone("--refresh-period", "20")
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
@@ -642,10 +647,7 @@ def test_standalone_refresh_period_option() -> None:
 
 
 def test_standalone_main_prints_its_url_and_stops_on_sigint() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "runway_widgets.simulator", "--port", "0", "--demo"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=SIM_DIR.parents[1], env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            start_new_session=True)
+    proc = _standalone("--demo")
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
