@@ -31,6 +31,32 @@ def test_running_card_bar_and_status() -> None:
     assert "rw-video" not in card.body.value and card.stop_button.layout.display != "none"
 
 
+def test_a_clock_only_change_of_the_status_line_waits_to_ride_along(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under two minutes the line counts seconds, so it would change at every poll: one comm
+    # message more per poll than the bar's.  A clock-only change waits up to 10 s.
+    clock = [100.0]
+    monkeypatch.setattr("runway_widgets.views.widget.time.monotonic", lambda: clock[0])
+    card = TaskCard(TID)
+    writes: list[str] = []
+    card.body.observe(lambda change: writes.append(change["new"]), names="value")
+
+    def step(status: str, percent: int, elapsed: float, outcome: Outcome = Outcome.WATCHING) -> None:
+        snap = parse_task({"task_id": TID, "status": status, "progress": f"{percent}%", "video_url": URL})
+        card.render(WatchUpdate(TID, outcome, snap, elapsed=elapsed, polls=1, eta=60.0 - elapsed))
+
+    step("IN_PROGRESS", 10, 12.0)
+    assert len(writes) == 1 and "12 s" in card.body.value
+    clock[0] += 6.0
+    step("IN_PROGRESS", 20, 18.0)  # the bar moves at once; the clock waits
+    assert len(writes) == 1 and card.bar.description == "20%" and "12 s" in card.body.value
+    clock[0] += 5.0
+    step("IN_PROGRESS", 30, 23.0)  # 11 s since the last rewrite: the clock rides along
+    assert len(writes) == 2 and "23 s" in card.body.value
+    clock[0] += 1.0
+    step("SUCCESS", 100, 24.0, Outcome.SUCCEEDED)  # anything but the clock shows at once
+    assert len(writes) == 3 and "SUCCE" in card.body.value
+
+
 def test_retrying_note_is_shown_escaped() -> None:
     card = TaskCard(TID)
     card.render(WatchUpdate(TID, Outcome.WATCHING, None, 3.0, 2, note="retrying in 4 s: <b>HTTP 503</b>", retry_in=4.0))

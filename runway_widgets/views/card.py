@@ -103,12 +103,13 @@ def video_html(update: WatchUpdate, show_video: bool = True) -> str:
     return "".join(parts)
 
 
-def status_html(update: WatchUpdate, with_action: bool = False) -> str:
+def status_html(update: WatchUpdate, with_action: bool = False, with_times: bool = True) -> str:
     """The status line: status, (action,) elapsed, time left, retry note (all escaped).
 
     The percent is not here: the bar shows it, so a progress step changes one widget.
     The live card shows the action here (its title never changes); the static card has
-    it in the title.
+    it in the title.  ``with_times=False`` leaves out elapsed and time left (the live card
+    compares lines without them to tell a clock-only change).
     """
     color = COLORS[color_for(update.outcome)]
     bits = [f'<b style="color:{color}">{html.escape(status_phrase(update))}</b>']
@@ -116,9 +117,10 @@ def status_html(update: WatchUpdate, with_action: bool = False) -> str:
     if with_action and snap is not None and snap.action:
         bits.append(html.escape(snap.action))
     if update.outcome is Outcome.WATCHING:
-        bits.append(elapsed_words(update.elapsed))
-        if update.eta is not None:
-            bits.append(eta_words(update.eta))
+        if with_times:
+            bits.append(elapsed_words(update.elapsed))
+            if update.eta is not None:
+                bits.append(eta_words(update.eta))
         if update.note and update.note != status_phrase(update):
             bits.append(f'<span class="rw-note">{html.escape(update.note)}</span>')
     elif update.note and update.outcome is Outcome.SUCCEEDED:

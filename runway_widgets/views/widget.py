@@ -23,6 +23,10 @@ from .card import color_for, status_html, title_html, video_html
 __all__ = ["TaskCard", "TaskBoard", "require_ipywidgets"]
 
 _HEADER_INTERVAL = 0.3  # s between board header updates
+# s between status-line rewrites that only move its clock ("42 s · about 20 s left"): under
+# two minutes the seconds change at every poll, and each rewrite is one more comm message
+# on top of the bar's; anything else in the line shows at once.
+_CLOCK_INTERVAL = 10.0
 _BAR_STYLES = {"running": "info", "succeeded": "success", "failed": "danger", "cancelled": "warning",
                "timed_out": "warning", "stopped": ""}
 
@@ -78,6 +82,8 @@ class TaskCard:
         self._watch: Watch | None = None
         self.stop_button.on_click(lambda _button: self.stop())
         self.last: WatchUpdate | None = None
+        self._line = ""  # the status line last sent, without its clock
+        self._line_at = float("-inf")  # when the body was last rewritten (time.monotonic)
 
     def attach(self, watch: Watch) -> None:
         """Let the Stop button stop ``watch``."""
@@ -98,13 +104,19 @@ class TaskCard:
         """Show ``update``; safe to call from any thread (it only assigns traits)."""
         self.last = update
         # Unchanged values send nothing, and hold_sync folds the bar's changes into one
-        # message: a progress step costs one message, a status change one more.
+        # message: a progress step costs one message, a status change one more (a change of
+        # the status line's clock alone waits up to _CLOCK_INTERVAL to ride along).
         with self.bar.hold_sync():
             if update.progress is not None:
                 self.bar.value = update.progress
                 self.bar.description = f"{update.percent}%"
             self.bar.bar_style = _BAR_STYLES[color_for(update.outcome)]
-        self.body.value = self._body_html(update)
+        body = self._body_html(update)
+        line = status_html(update, with_action=True, with_times=False)
+        now = time.monotonic()
+        if body != self.body.value and (update.done or line != self._line or now - self._line_at >= _CLOCK_INTERVAL):
+            self.body.value = body
+            self._line, self._line_at = line, now
         if update.done:
             for widget in (self.stop_button, self.hint):
                 if widget.layout.display != "none":
