@@ -71,7 +71,7 @@ def retry_lines(run: Run) -> list[str]:
     """The lines of a CLI run that say it is retrying."""
     return [line for line in run.lines if RETRY.search(line)]
 PERSISTENT = 10_000  # "count" of a fault that never stops
-CLI_GIVE_UP = 2.0  # --give-up-after of the persistent CLI runs
+CLI_GIVE_UP = 4.0  # --give-up-after of the persistent CLI runs (room for a retry on a loaded machine)
 OUTAGE = 20.0  # seconds the server is really down
 
 
