@@ -63,3 +63,14 @@ def test_wheel_ships_types_and_the_demo_video(tmp_path: Path) -> None:
     assert "Requires-Dist: ipywidgets<9,>=7.6" in metadata and "Requires-Dist: ipython>=7.23" in metadata
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert not any("nest" in line.lower() for line in requires)  # see the README's design notes
+
+
+def test_lazy_names_and_their_type_checking_imports_agree() -> None:
+    # The public names are written twice in __init__.py: for type checkers (under
+    # TYPE_CHECKING) and in _LAZY for run time.  They must name the same modules.
+    import ast
+
+    tree = ast.parse((ROOT / "runway_widgets" / "__init__.py").read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    typed = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert typed == runway_widgets._LAZY
