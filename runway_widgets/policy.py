@@ -141,8 +141,8 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
 
     earliest = now + config.min_interval
     first = cadence.index_after(earliest - config.tick_margin) - 1
-    while after(first) < earliest:
-        first += 1  # the first tick we can still look after
+    while after(first) < earliest and not _pending(pacer, cadence, config, first):
+        first += 1  # the first tick we can still look after (or the one the last look was inside of)
     last_at = pacer.last_at if pacer.last_at is not None else now
     last_k = first
     while after(last_k) > last_at + 1e-6:
@@ -215,7 +215,22 @@ def _seek(pacer: PacerState, cadence: Cadence, config: PacingConfig, earliest: f
         for t in looks:
             if t >= earliest and not seen:
                 return t
+        if _pending(pacer, cadence, config, k):
+            # The look after the window is closer than min_interval to the last look,
+            # inside it: take it a little late rather than a period late.
+            return earliest
         k += 1
+
+
+def _pending(pacer: PacerState, cadence: Cadence, config: PacingConfig, k: int) -> bool:
+    """Did the last look fall inside tick window k (before the look after it) without
+    seeing its tick?  Then the tick may still come, and window k still needs that look."""
+    lo, hi = cadence.window(k)
+    last = pacer.last_at
+    if last is None or not lo <= last < hi + config.tick_margin:
+        return False
+    # A change whose bracket opened after the window before can only be this tick's.
+    return not (pacer.changed and pacer.change is not None and pacer.change[0] >= cadence.window(k - 1)[1])
 
 
 def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float,

@@ -461,3 +461,21 @@ def test_a_look_inside_a_tick_window_that_may_show_the_finish_is_followed_by_the
         pacer = see(pacer, t, "IN_PROGRESS", f"{percent}%")
     assert not pacer.changed
     assert next_delay(pacer, PacingConfig(), 768.0, 0.5, cadence, crowd=12) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("progress", ["0%", "90%"])
+def test_a_look_inside_a_narrow_tick_window_that_saw_nothing_is_followed_by_one_after_it(progress: str) -> None:
+    # Ticks every 10 s within a 1.08 s window (195.74, 196.82].  A running task looked a
+    # third into the window (196.1) and saw nothing: the tick is still to come.  The look
+    # after the window (197.07) is closer than min_interval to that look, and it was
+    # dropped: the next look went a whole period later, so a finish at 196.69 was seen at
+    # 206.04 (9.35 s late; 200 watches at 10 s ticks read p50 lags of 9.5 s).  Both for a
+    # task nothing predicts (0%) and for one whose progress says it finishes at this tick.
+    cadence = Cadence(period=10.0, start=5.74, width=1.08)
+    pacer = see(PacerState(), 160.0, "QUEUED", "0%")
+    for t in (176.2, 186.32, 196.1):
+        pacer = see(pacer, t, "IN_PROGRESS", progress if progress == "0%" else f"{int(t - 106)}%")  # 90% by 196.1
+    if progress == "0%":
+        assert not pacer.changed
+    delay = next_delay(pacer, PacingConfig(), 196.1, 0.5, cadence, crowd=200)
+    assert 196.82 <= 196.1 + delay <= 197.5
