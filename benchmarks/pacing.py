@@ -11,7 +11,8 @@ refresh period {continuous, 5, 10, 15, 20, 30, 60 s, drifting 15.3 s} x run leng
 
 * ours: :mod:`runway_widgets.policy` with the gateway's :class:`~runway_widgets.gateways.Gateway`
   shared by the watches of one process, driven exactly as ``watch.py`` drives it, behind
-  the scheduler's default request budget (10 requests/s, bursts of 10) and through the
+  the scheduler's default request budget (10 requests/s, bursts of 10, or with more than 60
+  watches one request per 6 s each, bursts of 2 s of that: the SDK's rate) and through the
   scheduler's own queue (:class:`~runway_widgets.triage.DueQueue`: when tokens run short,
   the most urgent due poll goes first): a crowd waits for tokens and the wait counts in
   its lag.  First poll at the task's creation.
@@ -52,7 +53,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as common  # noqa: E402
 
-from runway_widgets.budget import RequestBudget  # noqa: E402
+from runway_widgets.budget import SDK_PER_WATCH, RequestBudget  # noqa: E402
 from runway_widgets.gateways import Gateway  # noqa: E402
 from runway_widgets.policy import PacerState, PacingConfig, next_delay, observe, observe_absent, period_bound  # noqa: E402
 from runway_widgets.snapshot import TaskSnapshot, parse_task  # noqa: E402
@@ -150,16 +151,21 @@ Result = Tuple[float, int]  # (lag, requests) of one task
 def ours(tasks: Sequence[Task], gate: Gate, rng: random.Random, config: PacingConfig = PacingConfig()) -> List[Result]:
     """Our policy on one process's tasks: a shared Gateway, the default request budget."""
     gateway = Gateway("http://bench")
-    budget = RequestBudget()
+    budget = RequestBudget(per_watch=SDK_PER_WATCH)  # the process's default, scaled to its watches
     pacers = [PacerState() for _ in tasks]
     polls = [0] * len(tasks)
     results: List[Optional[Result]] = [None] * len(tasks)
     queue: DueQueue[int] = DueQueue()  # the scheduler's queue: the most urgent due poll takes the next token
     for i, task in enumerate(tasks):
         queue.push(task.created, i, OPEN)
+    created = sorted(task.created for task in tasks)
+    started = ended = 0  # watches begun (a task is watched from its creation) and ended
     now = 0.0
     while queue:
         now = max(now, queue.next_due())
+        while started < len(created) and created[started] <= now:
+            started += 1
+            budget.fit_watches(started - ended)  # as Scheduler.add does
         wait = budget.wait_time(now)
         if wait > 0:  # every due poll waits for a token
             now += max(wait, 1e-6)
@@ -176,6 +182,8 @@ def ours(tasks: Sequence[Task], gate: Gate, rng: random.Random, config: PacingCo
             pacers[i] = observe(pacers[i], snap, config, t, t)
             if snap.is_terminal:
                 results[i] = (t - task.visible_end(gate), polls[i])
+                ended += 1
+                budget.fit_watches(started - ended)  # as Scheduler.remove does
                 continue
         if polls[i] >= MAX_POLLS:
             raise RuntimeError(f"ours did not finish within {MAX_POLLS} polls: {task}")
@@ -185,7 +193,7 @@ def ours(tasks: Sequence[Task], gate: Gate, rng: random.Random, config: PacingCo
         else:
             cadence = gateway.cadence
         crowd = gateway.touch(i, t)
-        delay = next_delay(pacer, config, t, rng.random(), cadence, crowd)
+        delay = next_delay(pacer, config, t, rng.random(), cadence, crowd, budget.configured_rate)
         queue.push(t + delay, i, urgency(pacer, cadence, t + delay))
     return [r for r in results if r is not None]
 
@@ -329,7 +337,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            f"simulated in {time.perf_counter() - started:.0f} s")
     report.note("Lags in seconds after the finish became visible, requests per task; ratios are ours / the Runway "
                 "SDK's (6 +- 1.5 s, sleeping first); the oracle polls just after every tick. Ours runs behind the "
-                "default request budget (10/s, bursts of 10) with the gateway's cadence shared by the process's watches.")
+                "default request budget (10/s, bursts of 10; with more than 60 watches the SDK's rate, 1 per 6 s each, bursts of 2 s of it) with the gateway's cadence shared by the process's watches.")
     report.table(HEADERS, [row(c) for c in cells])
     for title, member in GROUPS:
         group = [c for c in cells if member(c)]

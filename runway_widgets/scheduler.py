@@ -27,7 +27,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from .budget import RequestBudget
+from .budget import DEFAULT_BURST, DEFAULT_RATE, SDK_PER_WATCH, RequestBudget
 from .errors import RateLimitedError, RunwayWidgetsError
 from .policy import PacingConfig, backoff_delay
 from .triage import FINISH, DueQueue
@@ -59,7 +59,8 @@ class Scheduler:
     Parameters
     ----------
     budget:
-        The shared token bucket (default: 10 requests/s, bursts of 10).
+        The shared token bucket (default: 10 requests/s, bursts of 10, growing with the
+        watches to the Runway SDK's rate: see :mod:`.budget`).
     executor:
         Where polls run (default: a pool of ``max_workers`` daemon threads).
     clock:
@@ -81,7 +82,7 @@ class Scheduler:
         threaded: bool = True,
         idle_linger: float = 1.0,
     ) -> None:
-        self.budget = budget or RequestBudget()
+        self.budget = budget or RequestBudget(per_watch=SDK_PER_WATCH)
         self._executor: Executor = executor or WorkerPool(max_workers=max_workers)
         self.clock = clock
         self._threaded = threaded
@@ -104,6 +105,7 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
             self._push(self.clock() + delay, watch)
+            self.budget.fit_watches(len(self._queue) + self._in_flight)
             if self._threaded and self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
                 self._thread.start()
@@ -121,6 +123,7 @@ class Scheduler:
         """Forget ``watch`` (called when it stops, so an idle process frees its thread)."""
         with self._lock:
             self._queue.remove(watch)
+            self.budget.fit_watches(len(self._queue) + self._in_flight)
         self._wake.set()
 
     def pending(self) -> int:
@@ -325,26 +328,35 @@ def get_scheduler() -> Scheduler:
     global _default
     with _default_lock:
         if _default is None or _default._closed:
-            budget = RequestBudget(*_default_budget) if _default_budget else RequestBudget()
-            _default = Scheduler(budget=budget)
+            budget = RequestBudget(*_default_budget) if _default_budget else RequestBudget(per_watch=SDK_PER_WATCH)
+            # Workers start as polls overlap and end after 2 s idle: 16 lets a budget
+            # scaled to hundreds of watches go out at round trips of a second.
+            _default = Scheduler(budget=budget, max_workers=16)
         return _default
 
 
-def set_request_budget(rate: float, burst: float | None = None) -> None:
+def set_request_budget(rate: float | None, burst: float | None = None) -> None:
     """Set the process-wide request budget: ``rate`` requests/s, bursts of ``burst`` (default: rate).
 
-    Every watch in the process shares it (default 10/s, bursts of 10).  Takes effect at
-    once for the running poller, and for any poller started later.  A 429 pause that is
-    running goes on, and a rate that 429s reduced stays reduced in proportion.
+    Every watch in the process shares it.  The default (``rate=None`` goes back to it) is
+    10/s, bursts of 10, or, with more than 60 watches, one request per 6 s for each (what
+    the Runway SDK would send), bursts of 2 s of that; a rate set here is a fixed cap.
+    Takes effect at once for the running poller, and for any poller started later.  A 429
+    pause that is running goes on, and a rate that 429s reduced stays reduced in proportion.
     """
     global _default_budget
-    new = RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate)))  # checks them
+    new = (RequestBudget(per_watch=SDK_PER_WATCH) if rate is None else  # checks them:
+           RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate))))
     with _default_lock:
-        _default_budget = (new.rate, new.burst)
+        _default_budget = None if rate is None else (new.rate, new.burst)
         scheduler = _default
     if scheduler is not None:
         with scheduler._lock:
-            scheduler.budget.reconfigure(new.rate, new.burst)
+            if rate is None:
+                scheduler.budget.rescale(SDK_PER_WATCH, DEFAULT_RATE, DEFAULT_BURST)
+                scheduler.budget.fit_watches(len(scheduler._queue) + scheduler._in_flight)
+            else:
+                scheduler.budget.reconfigure(new.rate, new.burst)
         scheduler._wake.set()
 
 

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import pytest
 
 from runway_widgets import watch
-from runway_widgets.budget import RequestBudget
+from runway_widgets.budget import SDK_PER_WATCH, RequestBudget
 from runway_widgets.errors import (
     AuthenticationError,
     GaveUpError,
@@ -270,6 +270,49 @@ def test_budget_is_never_exceeded_and_nobody_starves() -> None:
     assert max(first_poll.values()) <= 200 / 5 + 1, "first polls are served in order, no starvation"
 
 
+def test_the_default_budget_grows_with_the_watches_to_what_the_sdk_would_send() -> None:
+    # 10 requests/s capped 200 watches at a third of the SDK's rate: a tick that showed a
+    # hundred finishes could not have them polled in a second or two (p50 lag 1-2x the
+    # SDK's).  The default now grows to one request per 6 s per watch, bursts of 2 s of it.
+    clock = FakeClock()
+    budget = RequestBudget(per_watch=SDK_PER_WATCH)
+    sched = make(clock, budget)
+    client = ScriptedClient(clock, lambda t, n: snap("QUEUED"))
+    watches = [add(sched, clock, client, f"task-{i}") for i in range(120)]
+    assert (budget.configured_rate, budget.burst) == pytest.approx((20.0, 40.0))
+    run(sched, clock, lambda: clock.now >= 120)
+    times = sorted(t for t, _ in client.calls)
+    assert 120 * 100 / 7.5 <= len(times) <= 120 * 120 / 6  # the SDK's pace or slower, not 10/s
+    for w in watches[:100]:
+        w.stop()
+    assert (budget.configured_rate, budget.burst) == (10.0, 10.0)  # never below the base
+    budget.penalize(clock.now, 0.0)  # a 429 halves the rate; growing again keeps that
+    for i in range(100):
+        add(sched, clock, client, f"more-{i}")
+    assert budget.rate == pytest.approx(10.0) and budget.configured_rate == pytest.approx(20.0)
+
+
+def test_a_budget_set_by_the_user_is_a_fixed_cap() -> None:
+    from runway_widgets.scheduler import get_scheduler, set_request_budget, shutdown_scheduler
+
+    try:
+        set_request_budget(None)
+        budget = get_scheduler().budget
+        budget.fit_watches(600)
+        assert budget.configured_rate == pytest.approx(100.0)  # the default scales
+        set_request_budget(3.0)
+        budget.fit_watches(600)
+        assert (budget.configured_rate, budget.burst) == (3.0, 3.0)  # a cap the user set does not
+        shutdown_scheduler()
+        get_scheduler().budget.fit_watches(600)
+        assert get_scheduler().budget.configured_rate == 3.0  # nor in the next poller
+        set_request_budget(None)  # back to the default
+        assert get_scheduler().budget.per_watch == SDK_PER_WATCH
+    finally:
+        set_request_budget(None)
+        shutdown_scheduler()
+
+
 def test_a_raising_subscriber_is_detached_and_polling_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     sched = make(clock)
@@ -344,7 +387,7 @@ def test_process_wide_budget_is_configurable() -> None:
         with pytest.raises(ValueError):
             set_request_budget(0)
     finally:
-        set_request_budget(10.0, 10.0)
+        set_request_budget(None)
         shutdown_scheduler()
 
 
@@ -369,7 +412,7 @@ def test_a_new_budget_keeps_a_running_429_pause_and_the_reduced_rate(sim: Simula
         assert len(sim.requests_for(task)) == before  # still paused: nothing was sent
         handle.stop()
     finally:
-        set_request_budget(10.0, 10.0)
+        set_request_budget(None)
         shutdown_scheduler()
 def ticking(period: float, phase: float, tasks: dict[str, tuple[float, float, float]]) -> Callable[[str, float], TaskSnapshot]:
     """A gateway refreshing every task at ``phase + k * period``; tasks: id -> (created, queue, run)."""
