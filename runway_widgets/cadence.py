@@ -42,7 +42,8 @@ _SLACK = 0.05  # s: bracket ends are request midpoints, off by half a round trip
 _GRID = 1.02  # ratio between neighbouring candidate periods of the coarse search
 _FINE = 41  # candidates of the fine search around a coarse fit
 _LOCK = 0.4  # share of a period: a phase known more loosely is not worth aiming at
-_SUPPORT = 3  # distinct ticks a period needs behind it (2 for the prior)
+_SUPPORT = 3  # distinct ticks a period needs behind it (2 for the prior, or busy ones)
+_BUSY = 8  # changes at one tick that make it busy (see _supported)
 _ODDS = 100.0  # how much likelier than chance a fit must be
 _REFIT_EVERY = 8  # brackets between two refinements of a locked period
 _RECENT = 6  # periods: the phase is taken from brackets this recent
@@ -133,6 +134,13 @@ def learn(cadence: Cadence, bracket: Bracket, bound: float = math.inf, prior: fl
         cover = phase_cover(brackets, period)
         if cover is not None and out.since_fit < _REFIT_EVERY:
             return _fitted(out, (period, cover[0], cover[1], cadence.drift))
+        if cover is not None:
+            # A submultiple of the true period fits every bracket too (the 15 s prior,
+            # taken on two ticks 60 s apart, did for good): take a longer period once
+            # the evidence backs it, as fit_period would from scratch.
+            longer = fit_period(brackets, upper)
+            if longer is not None and longer[0] > 1.5 * period:
+                return _fitted(out, longer)
         fine = _refine(brackets, period)
         if fine is not None:
             return _fitted(out, fine)
@@ -221,7 +229,7 @@ def fit_period(brackets: Tuple[Bracket, ...], upper: float = math.inf,
     score = math.log(_ODDS)
     for _share, period in sorted(coarse)[:3]:
         fine = _refine(brackets, period)
-        if fine is not None and _ticks(brackets, *fine) >= _SUPPORT and _evidence(brackets, *fine) - tried > score:
+        if fine is not None and _supported(brackets, fine) and _evidence(brackets, *fine) - tried > score:
             best, score = fine, _evidence(brackets, *fine) - tried
     if best is None and prior >= MIN_PERIOD and prior <= top:
         fine = _refine(brackets, prior)
@@ -263,6 +271,23 @@ def _refine(brackets: Tuple[Bracket, ...], period: float) -> Optional[Tuple[floa
         best = (p, cover[0], cover[1], max(step, (fits[-1][0] - fits[0][0]) / 2))
         lo, hi = fits[0][0] - step, fits[-1][0] + step
     return best
+
+
+def _supported(brackets: Tuple[Bracket, ...], fit: Tuple[float, float, float, float]) -> bool:
+    """Do brackets at :data:`_SUPPORT` distinct ticks back the fit, or at two *busy* ones?
+
+    Two ticks a period apart also fit half that period (a tick between them that nobody
+    saw change), which a third tick rules out.  But where many tasks changed at each of
+    the two (:data:`_BUSY`), the crowd polls often enough that a tick between them would
+    have shown changes too: behind a 60 s loop, 200 watches lock a tick sooner (a minute).
+    """
+    period, start, width, _drift = fit
+    counts: dict = {}
+    for lo, hi in brackets:
+        if hi - lo < period:
+            k = round(((lo + hi) / 2 - start - width / 2) / period)
+            counts[k] = counts.get(k, 0) + 1
+    return len(counts) >= _SUPPORT or sum(1 for n in counts.values() if n >= _BUSY) >= 2
 
 
 def _ticks(brackets: Tuple[Bracket, ...], period: float, start: float, width: float, drift: float = 0.0) -> int:

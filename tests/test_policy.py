@@ -479,3 +479,26 @@ def test_a_look_inside_a_narrow_tick_window_that_saw_nothing_is_followed_by_one_
         assert not pacer.changed
     delay = next_delay(pacer, PacingConfig(), 196.1, 0.5, cadence, crowd=200)
     assert 196.82 <= 196.1 + delay <= 197.5
+
+
+def test_two_busy_ticks_lock_the_period_and_two_quiet_ones_do_not() -> None:
+    # Behind a 60 s loop, 200 watches see dozens of changes at each tick.  Three distinct
+    # ticks used to be needed (a tick between two others that nobody saw change would
+    # make the period half as long), which locked the cadence only after 2 minutes; when
+    # many tasks changed at each of two ticks, a tick between them would have shown too.
+    rng = random.Random(3)
+
+    def brackets_at(tick: float, n: int) -> list[tuple[float, float]]:
+        out = []  # n watches looking at the SDK's pace: the looks before and after the tick
+        for _ in range(n):
+            lo = tick - rng.uniform(0.0, 6.0)
+            out.append((lo, lo + rng.uniform(4.5, 7.5)))
+        return [b for b in out if b[1] >= tick]
+
+    for per_tick, locked in ((30, True), (4, False)):
+        cadence = Cadence()
+        for bracket in sorted(brackets_at(65.7, per_tick) + brackets_at(125.7, per_tick), key=lambda b: b[1]):
+            cadence = learn(cadence, bracket, math.inf, 15.0)
+        assert cadence.locked is locked, per_tick
+        if locked:
+            assert cadence.period == pytest.approx(60.0, abs=0.5)
