@@ -30,12 +30,15 @@ __all__ = [
     "configure",
     "default_save",
     "validate_save",
+    "NO_CADENCE_MEMORY_ENV",
+    "remember_cadence",
 ]
 
 DEFAULT_BASE_URL = "https://api.cometapi.com"
 KEY_ENV = "COMETAPI_KEY"
 BASE_URL_ENV = "COMETAPI_BASE_URL"
 SAVE_ENV = "RUNWAY_WIDGETS_SAVE"
+NO_CADENCE_MEMORY_ENV = "RUNWAY_WIDGETS_NO_CADENCE_MEMORY"
 DEFAULT_SAVE_DIR = "runway_videos/"  # save=True, and a bare --save
 _DEMO_HINTS = {"python": "", "cli": ", or try the built-in simulator with --demo",
                "magic": ", or try the built-in simulator with %runway_watch --demo"}
@@ -202,7 +205,7 @@ def validate_task_id(value: object) -> str:
 
 
 # Process-wide defaults set with configure(); a key absent means "not configured here".
-_configured: dict[str, str | None] = {}
+_configured: dict[str, str | bool | None] = {}
 
 
 def validate_save(value: object) -> str | None:
@@ -233,7 +236,7 @@ def _as_folder(text: str | None) -> str | None:
     return text if text is None or text.endswith(("/", os.sep)) else text + os.sep
 
 
-def configure(*, save: object = ...) -> None:
+def configure(*, save: object = ..., remember_cadence: object = ...) -> None:
     """Set defaults for every later watch in this process.
 
     Parameters
@@ -243,18 +246,37 @@ def configure(*, save: object = ...) -> None:
         class or a Colab notebook keeps every result without ``--save`` on each call;
         ``None`` turns the default off.  Without a call, ``$RUNWAY_WIDGETS_SAVE`` is used
         when set.
+    remember_cadence:
+        ``False`` keeps gateways from starting with the refresh cadence earlier processes
+        learnt (``cadence.json`` next to the task journal) and from writing what this one
+        learns; ``True`` turns it back on.  Without a call it is on unless
+        ``$RUNWAY_WIDGETS_NO_CADENCE_MEMORY`` is set (to anything but ``0`` or empty).
+        Applies to gateways first used after the call.
 
     >>> import runway_widgets as rw
     >>> rw.configure(save="runway_videos/")
     """
     if save is not ...:
         _configured["save"] = _as_folder(validate_save(save))
+    if remember_cadence is not ...:
+        if not isinstance(remember_cadence, bool):
+            raise ConfigError(f"remember_cadence must be True or False, not {type(remember_cadence).__name__}.")
+        _configured["remember_cadence"] = remember_cadence
+
+
+def remember_cadence() -> bool:
+    """Whether gateways remember their cadence across processes: :func:`configure`'s
+    ``remember_cadence``, else on unless ``$RUNWAY_WIDGETS_NO_CADENCE_MEMORY`` is set."""
+    if "remember_cadence" in _configured:
+        return bool(_configured["remember_cadence"])
+    return os.environ.get(NO_CADENCE_MEMORY_ENV, "").strip() in ("", "0")
 
 
 def default_save() -> str | None:
     """Where a watch saves when not told: :func:`configure`'s folder, else ``$RUNWAY_WIDGETS_SAVE``."""
     if "save" in _configured:
-        return _configured["save"]
+        value = _configured["save"]
+        return value if isinstance(value, str) else None
     env = os.environ.get(SAVE_ENV, "").strip()
     if not env:
         return None

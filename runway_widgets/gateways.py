@@ -5,13 +5,20 @@ not of a task: every watch of one base URL feeds the changes it sees into one
 :class:`Gateway`, and a new watch starts with what the others have learnt (phase-locked
 from its first poll).  The learning itself is pure (:mod:`.cadence`); this module only
 holds the current value under a lock.
+
+The process registry (:func:`get_gateways`) also starts each gateway from what earlier
+processes learnt of its base URL and lets it save what it learns (:mod:`.cadence_memory`);
+a bare :class:`Gateway` touches no file.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Callable, Optional
 
 from .cadence import Bracket, Cadence, learn
+from .cadence_memory import CadenceMemory, at_exit
+from .config import remember_cadence
 
 __all__ = ["Gateway", "GatewayRegistry", "get_gateways"]
 
@@ -19,12 +26,20 @@ _ACTIVE = 90.0  # s: a watch that polled this recently counts in the crowd
 
 
 class Gateway:
-    """The shared cadence of one base URL, and how many watches poll it (thread-safe)."""
+    """The shared cadence of one base URL, and how many watches poll it (thread-safe).
 
-    def __init__(self, base_url: str) -> None:
+    ``cadence`` and ``prior`` are where it starts (a remembered cadence, and a remembered
+    period to believe on thin evidence instead of the watch's own prior); ``on_learn`` is
+    called with every cadence learnt (outside the lock), e.g. :meth:`CadenceMemory.note`.
+    """
+
+    def __init__(self, base_url: str, cadence: Optional[Cadence] = None, prior: float = 0.0,
+                 on_learn: Optional[Callable[[Cadence], None]] = None) -> None:
         self.base_url = base_url
         self._lock = threading.Lock()
-        self._cadence = Cadence()
+        self._cadence = cadence if cadence is not None else Cadence()
+        self.prior = prior
+        self._on_learn = on_learn
         self._active: dict[int, float] = {}  # watch key -> when it last polled
 
     @property
@@ -35,8 +50,10 @@ class Gateway:
         """Learn from one change a watch saw (``bound``: the longest period its task's
         changes allow); return the cadence as it now stands."""
         with self._lock:
-            self._cadence = learn(self._cadence, bracket, bound, prior)
-            return self._cadence
+            self._cadence = cadence = learn(self._cadence, bracket, bound, self.prior or prior)
+        if self._on_learn is not None:
+            self._on_learn(cadence)
+        return cadence
 
     def touch(self, key: int, now: float) -> int:
         """Note that watch ``key`` polled at ``now``; return how many watches poll this gateway."""
@@ -53,21 +70,36 @@ class Gateway:
 
 
 class GatewayRegistry:
-    """One :class:`Gateway` per base URL."""
+    """One :class:`Gateway` per base URL.
 
-    def __init__(self) -> None:
+    With ``remember`` (the process registry), a new gateway starts from the cadence earlier
+    processes learnt of its base URL and saves what it learns, unless
+    :func:`~.config.remember_cadence` says no when it is created.
+    """
+
+    def __init__(self, remember: bool = False) -> None:
         self._lock = threading.Lock()
         self._gateways: dict[str, Gateway] = {}
+        self.remember = remember
 
     def get(self, base_url: str) -> Gateway:
         with self._lock:
             gateway = self._gateways.get(base_url)
             if gateway is None:
-                gateway = self._gateways[base_url] = Gateway(base_url)
+                gateway = self._gateways[base_url] = self._new(base_url)
             return gateway
 
+    def _new(self, base_url: str) -> Gateway:
+        if not (self.remember and remember_cadence()):
+            return Gateway(base_url)
+        memory = at_exit(CadenceMemory(base_url))
+        recall = memory.recall()  # a small file, read once per base URL and process
+        if recall is None:
+            return Gateway(base_url, on_learn=memory.note)
+        return Gateway(base_url, recall.cadence, recall.prior, on_learn=memory.note)
 
-_registry = GatewayRegistry()
+
+_registry = GatewayRegistry(remember=True)
 
 
 def get_gateways() -> GatewayRegistry:

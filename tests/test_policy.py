@@ -351,6 +351,14 @@ def test_benchmark_targets_hold_on_small_cells(name: str, period: float, length:
     assert cell.ok, bench.row(cell)
 
 
+def test_a_lone_watch_that_starts_from_what_earlier_processes_remembered_beats_the_sdk_by_half() -> None:
+    # Single watches, one process after another against one gateway; each starts from the
+    # cadence the ones before saved (through cadence_memory's wall-clock conversion).
+    bench = _benchmark()
+    cell = bench.run_remembered_cell("15 s", 15.0, bench.LENGTHS[1], 120, 11)
+    assert cell.remembered and cell.target() == (0.5, 1.0) and cell.ok, bench.row(cell)
+
+
 def test_a_crowd_shares_the_request_budget_it_has() -> None:
     # 200 watches of one gateway, ticks unknown: most slow down so that their routine looks
     # fit in 60 % of the budget (10/s by default: a look every ~33 s); a budget ten times

@@ -1,0 +1,404 @@
+"""The learnt cadence of each gateway, remembered across processes in ``cadence.json``.
+
+A watch alone in its process (``runway-watch TASK_ID``) rarely sees enough changes to learn
+a gateway's ticks before a short task ends; the processes before it on the same machine
+saw some too.  So what a process learns of a base URL is written next to the task journal
+(``journal_home() / "cadence.json"``) and a later process starts from it::
+
+    {"version": 1, "gateways": {"https://api.cometapi.com": {"seen": 1767000000.5,
+        "continuous": false, "brackets": [[1766999981.2, 1766999987.0], ...],
+        "period": 15.3, "start": 1766999990.1, "width": 0.4, "drift": 0.004, "span": 2.5,
+        "sharp_at": 1766999990.5}}}
+
+What is kept: the brackets (when a change was seen, between which two polls: the evidence
+itself, so that the changes of many short single-watch processes add up to a period), and
+once the ticks are known the period, where the ticks were (``start``, ``width``) and how
+far off the period may be (``drift``); or the verdict that the server is continuous.
+``seen`` is when a change last backed the entry.  Times are wall-clock seconds in the file
+(the monotonic clocks of two processes share no origin) and monotonic in memory; the
+conversion takes ``time.time() - time.monotonic()`` at that moment.  Nothing else: no key,
+no task id, and the base URL without user name, password, query or fragment.
+
+Ageing, because the phase drifts: on load the tick window is moved to the latest tick
+before now and widened by ``drift`` per tick since it was pinned (what
+:meth:`Cadence.window` does within one process); while that is still narrow enough to aim
+at, the gateway starts phase-locked, else only the period is believed (as the prior that
+backs a fit on two ticks instead of three) and the phase is learnt again.  Brackets older
+than :data:`BRACKET_AGE` are dropped, and a whole entry after :data:`FORGET`.  A loaded
+cadence then learns like any other: a bracket that fits no phase of a locked one drops
+the old evidence (:func:`~.cadence.learn`), so a gateway that restarted is learnt again.
+
+Failure is never fatal: any ``OSError`` or a corrupt file is logged once per file as a
+warning and the watch goes on with nothing remembered.  Writes are atomic (temporary file,
+fsync, rename) under a bounded-wait file lock (:mod:`.filelock`), merge with what other
+processes wrote (the newest entry per URL wins) and keep at most :data:`MAX_ENTRIES` URLs.
+
+Turned off by ``RUNWAY_WIDGETS_NO_CADENCE_MEMORY=1`` or ``configure(remember_cadence=False)``
+(see :func:`~.config.remember_cadence`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from .cadence import _KEEP, MAX_PERIOD, MIN_PERIOD, Bracket, Cadence
+from .filelock import acquire
+from .journal import journal_home
+
+__all__ = ["CadenceMemory", "Recall", "memory_key", "memory_path", "encode", "decode", "entry_for",
+           "reanchor",
+           "FILENAME", "FORGET", "MAX_ENTRIES", "SAVE_EVERY"]
+
+log = logging.getLogger("runway_widgets")
+
+FILENAME = "cadence.json"
+LOCKNAME = "cadence.lock"  # apart from the file: a rename would swap a locked file away under a waiter
+VERSION = 1
+FORGET = 24 * 3600.0  # s: an entry older than this says nothing any more
+BRACKET_AGE = 6 * 3600.0  # s: older brackets are dropped on load (a loop that drifts or restarts puts them off any phase)
+SKEW = 300.0  # s: an entry from further in the future than this is a clock gone wrong: ignored
+MAX_ENTRIES = 32  # base URLs kept; the oldest go first
+SAVE_EVERY = 30.0  # s: a cadence that only sharpens is written at most this often
+LOCK_TIMEOUT = 0.5  # s: a poll never waits longer than this for the file
+_PERIOD_CHANGE = 0.01  # a period this much different is a new verdict, saved at once (not a refinement)
+
+
+# -- pure: keys, the wall-clock conversion, ageing -------------------------------------------
+
+
+def memory_key(base_url: str) -> str:
+    """The file's key for a base URL: scheme, host and port, and the path without a trailing '/'.
+
+    User name, password, query and fragment are dropped, so that nothing secret a URL may
+    carry ever reaches the file.
+    """
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _finite(value: Any) -> Optional[float]:
+    """A finite JSON number as float; None for anything else (bool, string, nan, null)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _wall(t: float, offset: float) -> Optional[float]:
+    """A monotonic time on the wall clock, to the millisecond (finer is noise: bracket ends
+    are off by half a round trip); None for -inf (never)."""
+    return round(t + offset, 3) if math.isfinite(t) else None
+
+
+@dataclass(frozen=True)
+class Recall:
+    """What a process starts from: a cadence (monotonic times), and a period to believe on thin
+    evidence (0: none), and when the entry was last backed by evidence (wall-clock)."""
+
+    cadence: Cadence
+    prior: float
+    seen: float
+
+
+def encode(cadence: Cadence, seen: float, mono_now: float, wall_now: float) -> Optional[dict[str, Any]]:
+    """The file entry for ``cadence`` (monotonic times) as of ``mono_now``/``wall_now``, in
+    wall-clock times; None if it holds nothing worth keeping (no bracket, no verdict).  ``seen`` (wall-clock) is when
+    evidence last backed it."""
+    if cadence.continuous:
+        return {"seen": round(seen, 3), "continuous": True}
+    offset = wall_now - mono_now
+    entry: dict[str, Any] = {"seen": round(seen, 3), "continuous": False,
+                             "brackets": [[_wall(lo, offset), _wall(hi, offset)] for lo, hi in cadence.brackets]}
+    if cadence.locked and cadence.period is not None:
+        entry.update(period=cadence.period, start=_wall(cadence.start, offset), width=cadence.width, drift=cadence.drift,
+                     span=cadence.span, sharp_at=_wall(cadence.sharp_at, offset))
+    elif not cadence.brackets:
+        return None
+    return entry
+
+
+def entry_for(cadence: Cadence, mono_now: float, wall_now: float,
+              confirmed_at: Optional[float] = None) -> Optional[dict[str, Any]]:
+    """The entry a process writes for what it learnt, or None when it learnt nothing new.
+
+    ``seen`` is when evidence last backed the cadence: the newest bracket of a locked one, or
+    ``confirmed_at`` (monotonic; default ``mono_now``) for a continuous verdict this process
+    reached itself (``upper`` under :data:`~.cadence.MIN_PERIOD`).  A loaded cadence no
+    change has backed since holds no bracket and is not written again: its age stays honest.
+    """
+    if cadence.continuous:
+        if cadence.upper >= MIN_PERIOD:
+            return None  # loaded, never confirmed here
+        seen = (mono_now if confirmed_at is None else confirmed_at) + wall_now - mono_now
+    elif cadence.brackets:
+        seen = max(hi for _lo, hi in cadence.brackets) + wall_now - mono_now
+    else:
+        return None
+    return encode(cadence, min(seen, wall_now), mono_now, wall_now)
+
+
+def reanchor(cadence: Cadence, now: float) -> Optional[Cadence]:
+    """The locked ``cadence`` with its window moved to the latest tick at or before ``now``,
+    widened by the drift of the ticks in between; None when that is too wide to aim at.
+
+    Windows from the new anchor widen further exactly as they would have from the old one
+    (``span`` folds into the width), so a process that loads this predicts what the one
+    that saved it would have.
+    """
+    if not cadence.locked or cadence.period is None:
+        return None
+    k = max(0, math.floor((now - cadence.start) / cadence.period))
+    lo, hi = cadence.window(k)
+    moved = replace(cadence, start=lo, width=hi - lo, span=0.0, since_fit=0)
+    return moved if moved.locked else None
+
+
+def _brackets(value: Any, offset: float, oldest: float) -> Optional[tuple[Bracket, ...]]:
+    """The file's wall-clock brackets on the monotonic clock, those after ``oldest`` only;
+    None when the value is not a list of ``[lo, hi]`` pairs."""
+    if not isinstance(value, list):
+        return None
+    out = []
+    for pair in value:
+        if not isinstance(pair, list) or len(pair) != 2:
+            return None
+        lo, hi = _finite(pair[0]), _finite(pair[1])
+        if lo is None or hi is None:
+            return None
+        if lo < hi and hi > oldest:
+            out.append((lo - offset, hi - offset))
+    out.sort(key=lambda b: b[1])
+    return tuple(out[-_KEEP:])
+
+
+def decode(entry: Any, mono_now: float, wall_now: float) -> Optional[Recall]:
+    """The :class:`Recall` of one file entry as of ``mono_now``/``wall_now``, aged; None when it
+    is forgotten (older than :data:`FORGET`), from the future, or not a valid entry.
+
+    Brackets older than :data:`BRACKET_AGE` are dropped; a locked phase is re-anchored
+    (:func:`reanchor`) and, when too wide by now, only its period is kept, as a prior.
+    """
+    if not isinstance(entry, dict):
+        return None
+    seen = _finite(entry.get("seen"))
+    if seen is None or wall_now - seen > FORGET or seen - wall_now > SKEW:
+        return None
+    if entry.get("continuous") is True:
+        return Recall(Cadence(continuous=True), 0.0, seen)  # a server that ticks is learnt on its own
+    offset = wall_now - mono_now
+    brackets = _brackets(entry.get("brackets", []), offset, wall_now - BRACKET_AGE)
+    if entry.get("continuous") is not False or brackets is None:
+        return None
+    if "period" not in entry:
+        return Recall(Cadence(brackets=brackets), 0.0, seen) if brackets else None
+    period, start, width = _finite(entry.get("period")), _finite(entry.get("start")), _finite(entry.get("width"))
+    drift, span = _finite(entry.get("drift")), _finite(entry.get("span"))
+    if (period is None or start is None or width is None or drift is None or span is None
+            or not MIN_PERIOD <= period <= MAX_PERIOD * 1.05 or width < 0 or drift < 0 or span < 0):
+        return None
+    sharp = _finite(entry.get("sharp_at"))
+    cadence = Cadence(brackets=brackets, period=period, start=start - offset, width=width, drift=drift, span=span,
+                      sharp_at=-math.inf if sharp is None else sharp - offset)
+    aged = reanchor(cadence, mono_now)
+    # Too old to aim at: only the period is believed (the phase is learnt again, sooner).
+    return Recall(aged if aged is not None else Cadence(brackets=brackets), period, seen)
+
+
+def _signature(cadence: Cadence) -> Optional[tuple[str, float]]:
+    """The verdict a save at once is due for: continuous, or locked on a period."""
+    if cadence.continuous:
+        return ("continuous", 0.0)
+    if cadence.locked and cadence.period is not None:
+        return ("locked", cadence.period)
+    return None
+
+
+# -- the file ---------------------------------------------------------------------------------
+
+
+def memory_path() -> Path:
+    """``cadence.json`` next to the task journal (the environment is read on every call)."""
+    return journal_home() / FILENAME
+
+
+_warn_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    with _warn_lock:
+        if str(path) in _warned:
+            return
+        _warned.add(str(path))
+    log.warning("runway_widgets: %s (%s); watching goes on, paced without it.", message, path)
+
+
+def read_entries(path: Path) -> dict[str, Any]:
+    """The file's ``gateways`` object; {} when absent, unreadable or corrupt (a warning once)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        _warn_once(path, f"cannot read the remembered gateway cadences: {exc.strerror or type(exc).__name__}")
+        return {}
+    except ValueError:  # bad JSON or bad UTF-8 (a torn or hand-edited file)
+        _warn_once(path, "the file of remembered gateway cadences is not valid JSON and is ignored")
+        return {}
+    gateways = data.get("gateways") if isinstance(data, dict) and data.get("version") == VERSION else None
+    if not isinstance(gateways, dict):
+        _warn_once(path, "the file of remembered gateway cadences is not in the expected form and is ignored")
+        return {}
+    return gateways
+
+
+def write_entry(path: Path, key: str, entry: dict[str, Any], lock_timeout: float = LOCK_TIMEOUT) -> None:
+    """Merge one entry into the file under its lock: read, keep the newer entry per URL, bound,
+    write atomically.  Raises OSError (the caller warns)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_name(LOCKNAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        release = acquire(fd, True, path.with_name(LOCKNAME), lock_timeout)
+        try:
+            entries = {k: v for k, v in read_entries(path).items()
+                       if isinstance(k, str) and isinstance(v, dict) and _finite(v.get("seen")) is not None}
+            old = entries.get(key)
+            if old is None or _finite(old.get("seen")) <= entry["seen"]:  # type: ignore[operator]
+                entries[key] = entry
+            newest = sorted(entries.items(), key=lambda kv: kv[1]["seen"], reverse=True)[:MAX_ENTRIES]
+            text = json.dumps({"version": VERSION, "gateways": dict(sorted(newest))}, indent=1, allow_nan=False)
+            tmp_fd, tmp = tempfile.mkstemp(prefix=".cadence-", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(tmp_fd, "wb") as handle:
+                    handle.write(text.encode("utf-8") + b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        finally:
+            release()
+    finally:
+        os.close(fd)
+
+
+# -- one base URL's memory, as a Gateway uses it ------------------------------------------------
+
+
+class CadenceMemory:
+    """Loads and (throttled) saves the cadence of one base URL; thread-safe, never raises.
+
+    :meth:`note` is called with every cadence the gateway learns: it writes at once when the
+    verdict changes (first lock, another period, continuous), at most every
+    :data:`SAVE_EVERY` seconds while the cadence only sharpens, and :meth:`flush` (run at
+    exit) writes what is left.
+    """
+
+    def __init__(self, base_url: str, path: Optional[Path] = None, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, lock_timeout: float = LOCK_TIMEOUT) -> None:
+        self.key = memory_key(base_url)
+        self.path = Path(path) if path is not None else memory_path()  # fixed: one file per gateway's life
+        self._clock, self._wall, self.lock_timeout = clock, wall, lock_timeout
+        self._lock = threading.Lock()
+        self._seen: Optional[float] = None  # wall-clock: when the loaded entry was last backed
+        self._signature: Optional[tuple[str, float]] = None  # of the last saved (or loaded) cadence
+        self._saved_at = -math.inf
+        self._confirmed_at: Optional[float] = None  # monotonic: this process saw a continuous server itself
+        self._pending: Optional[dict[str, Any]] = None  # an entry learnt here and not written yet
+        self.saves = 0
+
+    def __repr__(self) -> str:
+        return f"<CadenceMemory {self.key} in {self.path}>"
+
+    def recall(self) -> Optional[Recall]:
+        """What the file remembers of this base URL, aged to now; None when nothing (or unreadable)."""
+        try:
+            recall = decode(read_entries(self.path).get(self.key), self._clock(), self._wall())
+        except Exception as exc:  # a hand-edited value of a type nobody expected: never fatal
+            _warn_once(self.path, f"cannot use the remembered cadence of {self.key}: {type(exc).__name__}")
+            return None
+        if recall is not None:
+            with self._lock:
+                self._seen = recall.seen
+                self._signature = _signature(recall.cadence)
+        return recall
+
+    def note(self, cadence: Cadence) -> None:
+        """The gateway's cadence as it now stands: save it if due (see the class)."""
+        now = self._clock()
+        with self._lock:
+            if cadence.continuous and cadence.upper < MIN_PERIOD and self._confirmed_at is None:
+                self._confirmed_at = now  # learnt here, not just loaded
+            entry = entry_for(cadence, now, self._wall(), self._confirmed_at)
+            if entry is None:
+                return
+            signature = _signature(cadence)
+            changed = (signature is not None and (self._signature is None or signature[0] != self._signature[0]
+                       or abs(signature[1] - self._signature[1]) > _PERIOD_CHANGE * self._signature[1]))
+            self._pending = entry
+            if not changed and now - self._saved_at < SAVE_EVERY:
+                return
+            self._signature, self._saved_at = signature, now
+        self._write(entry)
+
+    def flush(self) -> bool:
+        """Write what was learnt and not written yet (at exit); True if something was written."""
+        with self._lock:
+            entry, self._pending = self._pending, None
+        return entry is not None and self._write(entry)
+
+    def _write(self, entry: dict[str, Any]) -> bool:
+        try:
+            write_entry(self.path, self.key, entry, self.lock_timeout)
+        except (OSError, ValueError, TypeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            _warn_once(self.path, f"cannot write the remembered gateway cadences: {reason}")
+            return False
+        with self._lock:
+            if self._pending is entry:
+                self._pending = None
+            self.saves += 1
+        return True
+
+
+_live_lock = threading.Lock()
+_live: list[CadenceMemory] = []
+
+
+def _flush_all() -> None:
+    with _live_lock:
+        memories = list(_live)
+    for memory in memories:
+        memory.flush()
+
+
+def at_exit(memory: CadenceMemory) -> CadenceMemory:
+    """Have ``memory`` flushed when the process exits (one atexit hook for all)."""
+    with _live_lock:
+        if not _live:
+            atexit.register(_flush_all)
+        _live.append(memory)
+    return memory
