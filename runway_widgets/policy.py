@@ -165,7 +165,7 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
             if window is not None and nxt[1] >= window[0]:
                 # It may show the finish: _seek's next look inside the window comes first
                 # (straight after the window, a finish at a tick 0.02 s after the look was seen 2.5 s late).
-                look = min(look, _seek(pacer, cadence, config, earliest, last_k + 1))
+                look = min(look, _seek(pacer, cadence, config, earliest, last_k + 1, crowd))
             return max(config.min_interval, look - now)
         stale = now - cadence.sharp_at > _STALE * period
         if ((width > _BISECT or stale) and rand < _PROBERS / crowd and pacer.changed
@@ -181,9 +181,9 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
         finish_k = max(first, cadence.index_after(window[0] - period))
         if finish_k - first > _MID_TICKS:
             return after(min(first + (finish_k - first) // 2, reach)) - now  # half-way: refresh the slope
-        return _seek(pacer, cadence, config, earliest, min(finish_k, reach)) - now
+        return _seek(pacer, cadence, config, earliest, min(finish_k, reach), crowd) - now
     if pacer.state is TaskState.RUNNING and pacer.progress_first is not None and pacer.progress_mark == pacer.progress_first:
-        return _seek(pacer, cadence, config, earliest, first) - now  # one mark: the next tick gives the slope
+        return _seek(pacer, cadence, config, earliest, first, crowd) - now  # one mark: the next tick gives the slope
     running = pacer.state is TaskState.RUNNING
     # Routine looks (waiting, or no progress to go by): at the SDK's pace or slower, and
     # slower still when the crowd would exceed its share of the request budget.  A running
@@ -194,24 +194,27 @@ def _aimed(pacer: PacerState, cadence: Cadence, config: PacingConfig, now: float
     gap = config.explore_interval if running else max(10.0, crowd / config.crowd_rate)
     target = max(first, min(last_k + max(1, math.ceil(gap / period - 0.05)), reach))
     if crowd <= 2 * _BURST or running:
-        return _seek(pacer, cadence, config, earliest, target) - now
+        return _seek(pacer, cadence, config, earliest, target, crowd) - now
     # A crowd cannot all look right after the tick: spread what the burst cannot take.
     spread = min(max(0.0, (crowd - _BURST) / config.crowd_rate), period - width - 2 * config.tick_margin)
     return after(target) + max(0.0, spread) * rand - now
 
 
-def _seek(pacer: PacerState, cadence: Cadence, config: PacingConfig, earliest: float, k: int) -> float:
+def _seek(pacer: PacerState, cadence: Cadence, config: PacingConfig, earliest: float, k: int, crowd: int = 1) -> float:
     """When to look for tick k (or a later one) when it may show the finish: inside a wide
     window too, so that a tick early in it is seen early (and the window narrows)."""
     while True:
         lo, hi = cadence.window(k)
         n = min(_SEEK, max(1, math.ceil((hi - lo) / _BISECT)))
+        if crowd <= 1:
+            # A lone watch pays for every look itself: only as many inside as leave
+            # min_interval before the next (an inside look that saw nothing is followed by
+            # the look after the window; closer looks were 1.06x the SDK's requests on
+            # short tasks).  In a crowd the looks inside narrow the shared window for all.
+            n = max(1, min(n, math.floor((hi + config.tick_margin - lo) / config.min_interval)))
         looks = [lo + (hi - lo) * i / n for i in range(1, n)] + [hi + config.tick_margin]
         last = pacer.last_at if pacer.last_at is not None else -math.inf
-        # A look inside this window saw its tick already (a change since a poll after the
-        # window before can only be this tick's).
-        seen = (pacer.changed and lo <= last and pacer.change is not None
-                and pacer.change[0] >= cadence.window(k - 1)[1])
+        seen = lo <= last and _saw_tick(pacer, cadence, k)  # a look inside saw it already
         for t in looks:
             if t >= earliest and not seen:
                 return t
@@ -227,10 +230,13 @@ def _pending(pacer: PacerState, cadence: Cadence, config: PacingConfig, k: int) 
     seeing its tick?  Then the tick may still come, and window k still needs that look."""
     lo, hi = cadence.window(k)
     last = pacer.last_at
-    if last is None or not lo <= last < hi + config.tick_margin:
-        return False
-    # A change whose bracket opened after the window before can only be this tick's.
-    return not (pacer.changed and pacer.change is not None and pacer.change[0] >= cadence.window(k - 1)[1])
+    return last is not None and lo <= last < hi + config.tick_margin and not _saw_tick(pacer, cadence, k)
+
+
+def _saw_tick(pacer: PacerState, cadence: Cadence, k: int) -> bool:
+    """Did the last look see tick k?  A change whose bracket opened after the window before
+    can only be this tick's."""
+    return pacer.changed and pacer.change is not None and pacer.change[0] >= cadence.window(k - 1)[1]
 
 
 def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float,

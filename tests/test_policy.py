@@ -510,3 +510,19 @@ def test_two_busy_ticks_lock_the_period_and_two_quiet_ones_do_not() -> None:
         assert cadence.locked is locked, per_tick
         if locked:
             assert cadence.period == pytest.approx(60.0, abs=0.5)
+
+
+def test_a_lone_watch_looks_inside_a_tick_window_only_where_the_look_after_it_can_follow() -> None:
+    # Window (195.74, 196.82]: a look inside (196.1) and the look after it (197.07) are
+    # closer than min_interval, so the second would come at 197.1 anyway.  A lone watch pays
+    # for both itself and skips the inside one (remembered single watches on 10 s ticks
+    # spent 1.06x the SDK's requests); in a crowd the inside looks sharpen the shared
+    # window for every watch, so they stay.
+    cadence = Cadence(period=10.0, start=5.74, width=1.08)
+    pacer = see(PacerState(), 160.0, "QUEUED", "0%")
+    for t in (176.9, 188.5):
+        pacer = see(pacer, t, "IN_PROGRESS", f"{int(t - 106)}%")  # 82% at 188.5: done at the next tick
+    lone = 188.5 + next_delay(pacer, PacingConfig(), 188.5, 0.5, cadence, crowd=1)
+    crowd = 188.5 + next_delay(pacer, PacingConfig(), 188.5, 0.5, cadence, crowd=12)
+    assert lone == pytest.approx(196.82 + PacingConfig().tick_margin)
+    assert 195.74 < crowd < 196.82
