@@ -28,10 +28,7 @@ than :data:`BRACKET_AGE` are dropped, and a whole entry after :data:`FORGET`.  A
 cadence then learns like any other: a bracket that fits no phase of a locked one drops
 the old evidence (:func:`~.cadence.learn`), so a gateway that restarted is learnt again.
 
-Failure is never fatal: any ``OSError`` or a corrupt file is logged once per file as a
-warning and the watch goes on with nothing remembered.  Writes are atomic (temporary file,
-fsync, rename) under a bounded-wait file lock (:mod:`.filelock`), merge with what other
-processes wrote (the newest entry per URL wins) and keep at most :data:`MAX_ENTRIES` URLs.
+This module is pure (times are arguments); the file is :mod:`.cadence_store`.
 
 Turned off by ``RUNWAY_WIDGETS_NO_CADENCE_MEMORY=1`` or ``configure(remember_cadence=False)``
 (see :func:`~.config.remember_cadence`).
@@ -39,39 +36,19 @@ Turned off by ``RUNWAY_WIDGETS_NO_CADENCE_MEMORY=1`` or ``configure(remember_cad
 
 from __future__ import annotations
 
-import atexit
-import json
-import logging
 import math
-import os
-import tempfile
-import threading
-import time
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from .cadence import _KEEP, MAX_PERIOD, MIN_PERIOD, Bracket, Cadence
-from .filelock import acquire
-from .journal import journal_home
 
-__all__ = ["CadenceMemory", "Recall", "memory_key", "memory_path", "encode", "decode", "entry_for",
-           "reanchor",
-           "FILENAME", "FORGET", "MAX_ENTRIES", "SAVE_EVERY"]
+__all__ = ["Recall", "memory_key", "encode", "decode", "entry_for", "reanchor", "signature", "finite",
+           "FORGET", "BRACKET_AGE"]
 
-log = logging.getLogger("runway_widgets")
-
-FILENAME = "cadence.json"
-LOCKNAME = "cadence.lock"  # apart from the file: a rename would swap a locked file away under a waiter
-VERSION = 1
 FORGET = 24 * 3600.0  # s: an entry older than this says nothing any more
 BRACKET_AGE = 6 * 3600.0  # s: older brackets are dropped on load (a loop that drifts or restarts puts them off any phase)
 SKEW = 300.0  # s: an entry from further in the future than this is a clock gone wrong: ignored
-MAX_ENTRIES = 32  # base URLs kept; the oldest go first
-SAVE_EVERY = 30.0  # s: a cadence that only sharpens is written at most this often
-LOCK_TIMEOUT = 0.5  # s: a poll never waits longer than this for the file
-_PERIOD_CHANGE = 0.01  # a period this much different is a new verdict, saved at once (not a refinement)
 
 
 # -- pure: keys, the wall-clock conversion, ageing -------------------------------------------
@@ -95,7 +72,7 @@ def memory_key(base_url: str) -> str:
     return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
 
 
-def _finite(value: Any) -> Optional[float]:
+def finite(value: Any) -> Optional[float]:
     """A finite JSON number as float; None for anything else (bool, string, nan, null)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -181,7 +158,7 @@ def _brackets(value: Any, offset: float, oldest: float) -> Optional[tuple[Bracke
     for pair in value:
         if not isinstance(pair, list) or len(pair) != 2:
             return None
-        lo, hi = _finite(pair[0]), _finite(pair[1])
+        lo, hi = finite(pair[0]), finite(pair[1])
         if lo is None or hi is None:
             return None
         if lo < hi and hi > oldest:
@@ -199,7 +176,7 @@ def decode(entry: Any, mono_now: float, wall_now: float) -> Optional[Recall]:
     """
     if not isinstance(entry, dict):
         return None
-    seen = _finite(entry.get("seen"))
+    seen = finite(entry.get("seen"))
     if seen is None or wall_now - seen > FORGET or seen - wall_now > SKEW:
         return None
     if entry.get("continuous") is True:
@@ -210,12 +187,12 @@ def decode(entry: Any, mono_now: float, wall_now: float) -> Optional[Recall]:
         return None
     if "period" not in entry:
         return Recall(Cadence(brackets=brackets), 0.0, seen) if brackets else None
-    period, start, width = _finite(entry.get("period")), _finite(entry.get("start")), _finite(entry.get("width"))
-    drift, span = _finite(entry.get("drift")), _finite(entry.get("span"))
+    period, start, width = finite(entry.get("period")), finite(entry.get("start")), finite(entry.get("width"))
+    drift, span = finite(entry.get("drift")), finite(entry.get("span"))
     if (period is None or start is None or width is None or drift is None or span is None
             or not MIN_PERIOD <= period <= MAX_PERIOD * 1.05 or width < 0 or drift < 0 or span < 0):
         return None
-    sharp = _finite(entry.get("sharp_at"))
+    sharp = finite(entry.get("sharp_at"))
     cadence = Cadence(brackets=brackets, period=period, start=start - offset, width=width, drift=drift, span=span,
                       sharp_at=-math.inf if sharp is None else sharp - offset)
     aged = reanchor(cadence, mono_now)
@@ -223,182 +200,10 @@ def decode(entry: Any, mono_now: float, wall_now: float) -> Optional[Recall]:
     return Recall(aged if aged is not None else Cadence(brackets=brackets), period, seen)
 
 
-def _signature(cadence: Cadence) -> Optional[tuple[str, float]]:
+def signature(cadence: Cadence) -> Optional[tuple[str, float]]:
     """The verdict a save at once is due for: continuous, or locked on a period."""
     if cadence.continuous:
         return ("continuous", 0.0)
     if cadence.locked and cadence.period is not None:
         return ("locked", cadence.period)
     return None
-
-
-# -- the file ---------------------------------------------------------------------------------
-
-
-def memory_path() -> Path:
-    """``cadence.json`` next to the task journal (the environment is read on every call)."""
-    return journal_home() / FILENAME
-
-
-_warn_lock = threading.Lock()
-_warned: set[str] = set()
-
-
-def _warn_once(path: Path, message: str) -> None:
-    with _warn_lock:
-        if str(path) in _warned:
-            return
-        _warned.add(str(path))
-    log.warning("runway_widgets: %s (%s); watching goes on, paced without it.", message, path)
-
-
-def read_entries(path: Path) -> dict[str, Any]:
-    """The file's ``gateways`` object; {} when absent, unreadable or corrupt (a warning once)."""
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        _warn_once(path, f"cannot read the remembered gateway cadences: {exc.strerror or type(exc).__name__}")
-        return {}
-    except ValueError:  # bad JSON or bad UTF-8 (a torn or hand-edited file)
-        _warn_once(path, "the file of remembered gateway cadences is not valid JSON and is ignored")
-        return {}
-    gateways = data.get("gateways") if isinstance(data, dict) and data.get("version") == VERSION else None
-    if not isinstance(gateways, dict):
-        _warn_once(path, "the file of remembered gateway cadences is not in the expected form and is ignored")
-        return {}
-    return gateways
-
-
-def write_entry(path: Path, key: str, entry: dict[str, Any], lock_timeout: float = LOCK_TIMEOUT) -> None:
-    """Merge one entry into the file under its lock: read, keep the newer entry per URL, bound,
-    write atomically.  Raises OSError (the caller warns)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path.with_name(LOCKNAME), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        release = acquire(fd, True, path.with_name(LOCKNAME), lock_timeout)
-        try:
-            entries = {k: v for k, v in read_entries(path).items()
-                       if isinstance(k, str) and isinstance(v, dict) and _finite(v.get("seen")) is not None}
-            old = entries.get(key)
-            if old is None or _finite(old.get("seen")) <= entry["seen"]:  # type: ignore[operator]
-                entries[key] = entry
-            newest = sorted(entries.items(), key=lambda kv: kv[1]["seen"], reverse=True)[:MAX_ENTRIES]
-            text = json.dumps({"version": VERSION, "gateways": dict(sorted(newest))}, indent=1, allow_nan=False)
-            tmp_fd, tmp = tempfile.mkstemp(prefix=".cadence-", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(tmp_fd, "wb") as handle:
-                    handle.write(text.encode("utf-8") + b"\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-        finally:
-            release()
-    finally:
-        os.close(fd)
-
-
-# -- one base URL's memory, as a Gateway uses it ------------------------------------------------
-
-
-class CadenceMemory:
-    """Loads and (throttled) saves the cadence of one base URL; thread-safe, never raises.
-
-    :meth:`note` is called with every cadence the gateway learns: it writes at once when the
-    verdict changes (first lock, another period, continuous), at most every
-    :data:`SAVE_EVERY` seconds while the cadence only sharpens, and :meth:`flush` (run at
-    exit) writes what is left.
-    """
-
-    def __init__(self, base_url: str, path: Optional[Path] = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, lock_timeout: float = LOCK_TIMEOUT) -> None:
-        self.key = memory_key(base_url)
-        self.path = Path(path) if path is not None else memory_path()  # fixed: one file per gateway's life
-        self._clock, self._wall, self.lock_timeout = clock, wall, lock_timeout
-        self._lock = threading.Lock()
-        self._seen: Optional[float] = None  # wall-clock: when the loaded entry was last backed
-        self._signature: Optional[tuple[str, float]] = None  # of the last saved (or loaded) cadence
-        self._saved_at = -math.inf
-        self._confirmed_at: Optional[float] = None  # monotonic: this process saw a continuous server itself
-        self._pending: Optional[dict[str, Any]] = None  # an entry learnt here and not written yet
-        self.saves = 0
-
-    def __repr__(self) -> str:
-        return f"<CadenceMemory {self.key} in {self.path}>"
-
-    def recall(self) -> Optional[Recall]:
-        """What the file remembers of this base URL, aged to now; None when nothing (or unreadable)."""
-        try:
-            recall = decode(read_entries(self.path).get(self.key), self._clock(), self._wall())
-        except Exception as exc:  # a hand-edited value of a type nobody expected: never fatal
-            _warn_once(self.path, f"cannot use the remembered cadence of {self.key}: {type(exc).__name__}")
-            return None
-        if recall is not None:
-            with self._lock:
-                self._seen = recall.seen
-                self._signature = _signature(recall.cadence)
-        return recall
-
-    def note(self, cadence: Cadence) -> None:
-        """The gateway's cadence as it now stands: save it if due (see the class)."""
-        now = self._clock()
-        with self._lock:
-            if cadence.continuous and cadence.upper < MIN_PERIOD and self._confirmed_at is None:
-                self._confirmed_at = now  # learnt here, not just loaded
-            entry = entry_for(cadence, now, self._wall(), self._confirmed_at)
-            if entry is None:
-                return
-            signature = _signature(cadence)
-            changed = (signature is not None and (self._signature is None or signature[0] != self._signature[0]
-                       or abs(signature[1] - self._signature[1]) > _PERIOD_CHANGE * self._signature[1]))
-            self._pending = entry
-            if not changed and now - self._saved_at < SAVE_EVERY:
-                return
-            self._signature, self._saved_at = signature, now
-        self._write(entry)
-
-    def flush(self) -> bool:
-        """Write what was learnt and not written yet (at exit); True if something was written."""
-        with self._lock:
-            entry, self._pending = self._pending, None
-        return entry is not None and self._write(entry)
-
-    def _write(self, entry: dict[str, Any]) -> bool:
-        try:
-            write_entry(self.path, self.key, entry, self.lock_timeout)
-        except (OSError, ValueError, TypeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            _warn_once(self.path, f"cannot write the remembered gateway cadences: {reason}")
-            return False
-        with self._lock:
-            if self._pending is entry:
-                self._pending = None
-            self.saves += 1
-        return True
-
-
-_live_lock = threading.Lock()
-_live: list[CadenceMemory] = []
-
-
-def _flush_all() -> None:
-    with _live_lock:
-        memories = list(_live)
-    for memory in memories:
-        memory.flush()
-
-
-def at_exit(memory: CadenceMemory) -> CadenceMemory:
-    """Have ``memory`` flushed when the process exits (one atexit hook for all)."""
-    with _live_lock:
-        if not _live:
-            atexit.register(_flush_all)
-        _live.append(memory)
-    return memory

@@ -7,7 +7,7 @@ from its first poll).  The learning itself is pure (:mod:`.cadence`); this modul
 holds the current value under a lock.
 
 The process registry (:func:`get_gateways`) also starts each gateway from what earlier
-processes learnt of its base URL and lets it save what it learns (:mod:`.cadence_memory`);
+processes learnt of its base URL and lets it save what it learns (:mod:`.cadence_store`);
 a bare :class:`Gateway` touches no file.
 """
 
@@ -17,7 +17,7 @@ import threading
 from typing import Callable, Optional
 
 from .cadence import Bracket, Cadence, learn
-from .cadence_memory import CadenceMemory, at_exit
+from .cadence_store import CadenceMemory, at_exit
 from .config import remember_cadence
 
 __all__ = ["Gateway", "GatewayRegistry", "get_gateways"]

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from runway_widgets import cadence_memory as cm
+from runway_widgets import cadence_store as store
 from runway_widgets.cadence import Cadence, learn
-from runway_widgets.cadence_memory import CadenceMemory, decode, encode, entry_for, memory_key, reanchor
+from runway_widgets.cadence_memory import decode, encode, entry_for, memory_key, reanchor
+from runway_widgets.cadence_store import CadenceMemory
 from runway_widgets.gateways import Gateway, GatewayRegistry
 from runway_widgets.simulator import Simulator, Timeline
 from helpers import FAKE_KEY, communicate
@@ -40,7 +42,7 @@ def locked_cadence(period: float = 15.0, phase: float = 3.0, ticks: int = 12, at
 
 @pytest.fixture(autouse=True)
 def fresh_warnings() -> None:
-    cm._warned.clear()  # one warning per file and process: each test starts with none given
+    store._warned.clear()  # one warning per file and process: each test starts with none given
 
 
 # -- pure: the conversion and the ageing ---------------------------------------------------------
@@ -142,7 +144,7 @@ def test_no_secret_reaches_the_file(journal_home: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("COMETAPI_KEY", secret)
     memory = CadenceMemory(f"https://someone:{secret}@gateway.example/?key={secret}")
     memory.note(locked_cadence(at=time.monotonic() - 200.0))
-    text = (journal_home / cm.FILENAME).read_text(encoding="utf-8")
+    text = (journal_home / store.FILENAME).read_text(encoding="utf-8")
     assert memory.saves == 1 and "gateway.example" in text
     assert secret not in text and "someone" not in text and "key=" not in text
 
@@ -155,7 +157,7 @@ def test_round_trip_through_the_file(journal_home: Path) -> None:
     assert memory.recall() is None  # nothing yet
     cadence = locked_cadence(at=time.monotonic() - 200.0)
     memory.note(cadence)  # the first lock is written at once
-    data = json.loads((journal_home / cm.FILENAME).read_text(encoding="utf-8"))
+    data = json.loads((journal_home / store.FILENAME).read_text(encoding="utf-8"))
     assert data["version"] == 1 and list(data["gateways"]) == [URL]
     assert data["gateways"][URL]["period"] == pytest.approx(cadence.period)
     recall = CadenceMemory(URL).recall()
@@ -180,18 +182,18 @@ def test_saves_are_throttled_and_flushed_at_exit(journal_home: Path) -> None:
     assert memory.saves == 2
     assert memory.flush() and memory.saves == 3  # what atexit does
     assert not memory.flush()  # nothing left
-    now[0] += cm.SAVE_EVERY + 1
+    now[0] += store.SAVE_EVERY + 1
     memory.note(learn(sharper, (cadence.window(31)[0] - 0.1, cadence.window(31)[0] + 0.1)))
     assert memory.saves == 4
 
 
 def test_the_newest_entry_wins_and_the_file_is_bounded(journal_home: Path) -> None:
-    path = journal_home / cm.FILENAME
-    for i in range(cm.MAX_ENTRIES + 8):
-        cm.write_entry(path, f"https://g{i}.example", {"seen": 1000.0 + i, "continuous": True})
-    cm.write_entry(path, "https://g39.example", {"seen": 10.0, "continuous": True})  # older: loses
+    path = journal_home / store.FILENAME
+    for i in range(store.MAX_ENTRIES + 8):
+        store.write_entry(path, f"https://g{i}.example", {"seen": 1000.0 + i, "continuous": True})
+    store.write_entry(path, "https://g39.example", {"seen": 10.0, "continuous": True})  # older: loses
     gateways = json.loads(path.read_text(encoding="utf-8"))["gateways"]
-    assert len(gateways) == cm.MAX_ENTRIES
+    assert len(gateways) == store.MAX_ENTRIES
     assert "https://g0.example" not in gateways and gateways["https://g39.example"]["seen"] == 1039.0
     assert not list(journal_home.glob(".cadence-*"))  # no temporary file left
 
@@ -203,7 +205,7 @@ def test_the_newest_entry_wins_and_the_file_is_bounded(journal_home: Path) -> No
                                      b'{"seen": 1e18, "continuous": false, "brackets": "zz", "period": [1]}}}'])
 def test_a_corrupt_or_hand_edited_file_is_ignored_and_replaced(journal_home: Path, content: bytes,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
-    (journal_home / cm.FILENAME).write_bytes(content)
+    (journal_home / store.FILENAME).write_bytes(content)
     registry = GatewayRegistry(remember=True)
     with caplog.at_level(logging.WARNING, logger="runway_widgets"):
         gateway = registry.get(URL)
@@ -213,13 +215,13 @@ def test_a_corrupt_or_hand_edited_file_is_ignored_and_replaced(journal_home: Pat
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     if content.startswith((b"{not", b"\xff", b'{"version": 1, "gateways": []', b'{"version": 99')):
         assert len(warnings) == 1 and "cadence" in warnings[0].getMessage()  # once per file
-    data = json.loads((journal_home / cm.FILENAME).read_text(encoding="utf-8"))
+    data = json.loads((journal_home / store.FILENAME).read_text(encoding="utf-8"))
     assert data["gateways"][URL]["brackets"]  # what was learnt is written over it
 
 
 def test_an_unwritable_file_warns_once_and_the_watch_goes_on(journal_home: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
-    (journal_home / cm.FILENAME).mkdir()  # the target is a folder: every replace fails, root or not
+    (journal_home / store.FILENAME).mkdir()  # the target is a folder: every replace fails, root or not
     memory = CadenceMemory(URL)
     with caplog.at_level(logging.WARNING, logger="runway_widgets"):
         memory.note(locked_cadence(at=time.monotonic() - 200.0))
@@ -238,7 +240,7 @@ def test_a_read_only_folder_warns(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     folder.chmod(0o500)
     try:
         with caplog.at_level(logging.WARNING, logger="runway_widgets"):
-            memory = CadenceMemory(URL, path=folder / cm.FILENAME)
+            memory = CadenceMemory(URL, path=folder / store.FILENAME)
             memory.note(locked_cadence(at=time.monotonic() - 200.0))
         assert memory.saves == 0 and "cannot write" in caplog.text
     finally:
@@ -247,10 +249,10 @@ def test_a_read_only_folder_warns(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 def test_a_lock_that_never_comes_costs_a_bounded_wait(journal_home: Path, caplog: pytest.LogCaptureFixture) -> None:
     fcntl = pytest.importorskip("fcntl")
-    fd = os.open(journal_home / cm.LOCKNAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(journal_home / store.LOCKNAME, os.O_RDWR | os.O_CREAT, 0o600)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import fcntl, os, sys, time
-        fd = os.open({str(journal_home / cm.LOCKNAME)!r}, os.O_RDWR)
+        fd = os.open({str(journal_home / store.LOCKNAME)!r}, os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX)
         print("held", flush=True)
         time.sleep(30)
@@ -273,10 +275,10 @@ def test_a_lock_that_never_comes_costs_a_bounded_wait(journal_home: Path, caplog
 def test_two_processes_writing_at_once_keep_both_urls(journal_home: Path) -> None:
     script = textwrap.dedent("""
         import sys, time
-        from runway_widgets import cadence_memory as cm
-        path = cm.memory_path()
+        from runway_widgets import cadence_store as store
+        path = store.memory_path()
         for i in range(40):
-            cm.write_entry(path, sys.argv[1], {"seen": time.time(), "continuous": True}, lock_timeout=10.0)
+            store.write_entry(path, sys.argv[1], {"seen": time.time(), "continuous": True}, lock_timeout=10.0)
         print("ok")
         """)
     env = {**os.environ, "RUNWAY_WIDGETS_HOME": str(journal_home)}
@@ -286,7 +288,7 @@ def test_two_processes_writing_at_once_keep_both_urls(journal_home: Path) -> Non
     for proc in procs:
         code, out, err = communicate(proc, 60.0)
         assert code == 0 and out.strip() == "ok", err
-    gateways = json.loads((journal_home / cm.FILENAME).read_text(encoding="utf-8"))["gateways"]
+    gateways = json.loads((journal_home / store.FILENAME).read_text(encoding="utf-8"))["gateways"]
     assert set(gateways) == {"https://one.example", "https://two.example"}
 
 
@@ -297,24 +299,24 @@ def test_the_process_registry_starts_from_memory_and_a_bare_gateway_touches_no_f
     CadenceMemory(URL).note(locked_cadence(at=time.monotonic() - 200.0))
     assert GatewayRegistry(remember=True).get(URL).cadence.locked
     assert not GatewayRegistry().get(URL).cadence.locked  # tests and benchmarks: no memory
-    (journal_home / cm.FILENAME).unlink()
+    (journal_home / store.FILENAME).unlink()
     gateway = Gateway(URL)
     for k in range(12):
         gateway.record((3.0 + 15 * k - 0.3, 3.0 + 15 * k + 0.3), math.inf, 15.0)
-    assert gateway.cadence.locked and not (journal_home / cm.FILENAME).exists()
+    assert gateway.cadence.locked and not (journal_home / store.FILENAME).exists()
 
 
 def test_opting_out(journal_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from runway_widgets import config
 
     CadenceMemory(URL).note(locked_cadence(at=time.monotonic() - 200.0))
-    before = (journal_home / cm.FILENAME).read_bytes()
+    before = (journal_home / store.FILENAME).read_bytes()
     monkeypatch.setenv(config.NO_CADENCE_MEMORY_ENV, "1")
     gateway = GatewayRegistry(remember=True).get(URL)
     assert not gateway.cadence.locked
     for k in range(12):
         gateway.record((3.0 + 15 * k - 0.3, 3.0 + 15 * k + 0.3), math.inf, 15.0)
-    assert (journal_home / cm.FILENAME).read_bytes() == before  # nothing written either
+    assert (journal_home / store.FILENAME).read_bytes() == before  # nothing written either
     monkeypatch.setenv(config.NO_CADENCE_MEMORY_ENV, "0")
     assert GatewayRegistry(remember=True).get(URL).cadence.locked
     monkeypatch.setattr(config, "_configured", {})
@@ -342,7 +344,7 @@ def test_a_cli_process_learns_the_ticks_and_the_next_process_starts_locked(journ
                                 start_new_session=True)
         code, out, err = communicate(proc, 60.0)
         assert code == 0, (out, err)
-        entry = json.loads((journal_home / cm.FILENAME).read_text(encoding="utf-8"))["gateways"][sim.base_url]
+        entry = json.loads((journal_home / store.FILENAME).read_text(encoding="utf-8"))["gateways"][sim.base_url]
         assert "period" in entry, entry  # phase-locked when saved
         assert entry["period"] == pytest.approx(period, rel=0.05)  # a few ticks pin it to a few %
         assert abs(entry["seen"] - time.time()) < 60.0

@@ -18,7 +18,7 @@ NAME = "runway_widgets"
 # The core: what watches, polls, journals and saves.  It works with no IPython installed.
 CORE = {"snapshot", "policy", "budget", "client", "scheduler", "watch", "endings", "updates", "errors", "config",
         "expiry", "journal", "recorder", "records", "partials", "download", "responses", "workers", "filelock",
-        "triage", "lone", "cadence", "cadence_memory", "gateways"}
+        "triage", "lone", "cadence", "cadence_memory", "cadence_store", "gateways"}
 # The notebook layer and the libraries only it may load.
 NOTEBOOK_LAYER = ("runway_widgets.views", "runway_widgets.notebook", "runway_widgets.magic",
                   "IPython", "ipywidgets")
