@@ -1,7 +1,7 @@
 """Which due poll goes first when request tokens are scarce.  Pure.
 
 With a few watches the request budget never binds and order does not matter.  With a
-crowd (200 watches behind the default 10 requests/s) it binds right after every tick, and
+crowd (200 watches behind a 60 s loop, at the SDK's 33 requests/s) it binds right after every tick, and
 first-due-first-served spends the tokens on whoever happened to be due earliest: routine
 looks at queued tasks take the tokens that a poll of a task finishing at this tick needed,
 and that finish is seen a tick or more late.  So every due poll carries an *urgency*:
