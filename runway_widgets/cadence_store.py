@@ -17,12 +17,12 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .atomicfile import replace_atomically
 from .cadence import MIN_PERIOD, Cadence
 from .cadence_memory import Recall, decode, entry_for, finite, memory_key, signature
 from .filelock import acquire
@@ -93,19 +93,7 @@ def write_entry(path: Path, key: str, entry: dict[str, Any], lock_timeout: float
                 entries[key] = entry
             newest = sorted(entries.items(), key=lambda kv: kv[1]["seen"], reverse=True)[:MAX_ENTRIES]
             text = json.dumps({"version": VERSION, "gateways": dict(sorted(newest))}, indent=1, allow_nan=False)
-            tmp_fd, tmp = tempfile.mkstemp(prefix=".cadence-", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(tmp_fd, "wb") as handle:
-                    handle.write(text.encode("utf-8") + b"\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            replace_atomically(path, [text.encode("utf-8") + b"\n"], ".cadence-")
         finally:
             release()
     finally:

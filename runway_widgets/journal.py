@@ -27,12 +27,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .atomicfile import replace_atomically
 from .filelock import acquire
 
 __all__ = ["journal_home", "journal_path", "Journal", "get_journal", "HOME_ENV"]
@@ -174,19 +174,7 @@ class Journal:
             budget -= len(encoded) + 1
             lines.append(encoded + b"\n")
         lines.reverse()  # file order is oldest first
-        fd, tmp = tempfile.mkstemp(prefix=".tasks-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.writelines(lines)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        replace_atomically(self.path, lines, ".tasks-")
         self.compactions += 1
 
     def _warn_write(self, exc: OSError) -> None:
