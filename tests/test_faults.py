@@ -376,7 +376,7 @@ def check_succeeded(seen: Seen) -> None:
     assert card.bar.bar_style == "success" and card.bar.value == 1.0
     assert "SUCCESS" in card.body.value
     assert "<video" in card.body.value and html.escape(seen.result.result_url or "?", quote=True) in card.body.value
-    assert card.stop_button.layout.display == "none"
+    assert card.controls_hidden
 
 
 def check_ended_red(seen: Seen, outcome: Outcome, kind: type[BaseException], phrase: str) -> str:
@@ -389,7 +389,7 @@ def check_ended_red(seen: Seen, outcome: Outcome, kind: type[BaseException], phr
     # A timed-out task may still finish on the server: amber, not the red of a failure.
     assert card.bar.bar_style == ("warning" if outcome is Outcome.TIMED_OUT else "danger")
     assert html.escape(f"{phrase}: {text}") in card.body.value, card.body.value
-    assert "<video" not in card.body.value and card.stop_button.layout.display == "none"
+    assert "<video" not in card.body.value and card.controls_hidden
     return text
 
 

@@ -28,7 +28,7 @@ def test_running_card_bar_and_status() -> None:
     assert "IN_PROGRESS" in card.body.value and "42 s" in card.body.value
     assert "about 30 s left" in card.body.value
     assert "IMAGE_TO_VIDEO" in card.body.value and "3d957031" in card.title.value
-    assert "rw-video" not in card.body.value and card.stop_button.layout.display != "none"
+    assert "rw-video" not in card.body.value and card.stop_button.layout.display != "none" and not card.controls_hidden
 
 
 def test_a_clock_only_change_of_the_status_line_waits_to_ride_along(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,7 +74,7 @@ def test_success_card_green_with_video_and_link() -> None:
     assert "<video" in card.body.value and " controls" in card.body.value
     assert "autoplay" not in card.body.value
     assert 'href="' in card.body.value and 'rel="noopener noreferrer"' in card.body.value
-    assert card.stop_button.layout.display == "none"
+    assert card.controls_hidden and card.dom_class in card.root._dom_classes
 
 
 def test_no_video_option_keeps_the_link() -> None:
@@ -256,7 +256,7 @@ def test_foreground_card_offers_interrupt_hint_not_a_dead_button() -> None:
     assert "interrupt the kernel" in card.hint.value
     snap = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": URL})
     card.render(WatchUpdate(TID, Outcome.SUCCEEDED, snap, 1.0, 1))
-    assert card.hint.layout.display == "none"
+    assert card.controls_hidden and ".runway-hint" in card.body.value and "runway-hint" in card.hint._dom_classes
     board = TaskBoard(["a", "b"], foreground=True)
     assert board.stop_all.layout.display == "none"
 
@@ -334,7 +334,7 @@ def test_a_single_task_is_a_board_of_one_its_card_alone() -> None:
     assert _models(board.root) == _models(TaskCard(TID).root)
     ok = parse_task({"task_id": TID, "status": "SUCCESS", "result_url": URL})
     board.render(WatchUpdate(TID, Outcome.SUCCEEDED, ok, 1.0, 1))
-    assert 'width="480"' in card.body.value and card.stop_button.layout.display == "none"
+    assert 'width="480"' in card.body.value and card.controls_hidden
     page = board_html([card.last], "card") if card.last else ""
     assert "rw-header" not in page and page.count("rw-card ") == 1 and 'width="480"' in page
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -50,8 +51,10 @@ class TaskCard:
     status line and video in one body.
 
     Status and result share one HTML widget and the title never changes, so the card
-    costs about one comm message per visible change and three at the end (bar, body,
-    Stop button); benchmarks/kernel.py counts them.
+    costs about one comm message per visible change and two at the end (bar, body: the
+    final body carries a style, scoped to this card's own DOM class, that hides the Stop
+    button and the hint; hiding them through their layouts was a third message);
+    benchmarks/kernel.py counts them.
     """
 
     def __init__(self, task_id: str, show_video: bool = True, foreground: bool = False, caption: str = "",
@@ -59,6 +62,8 @@ class TaskCard:
         widgets = require_ipywidgets()
         self.task_id = task_id
         self.show_video = show_video
+        # A class of this card alone: the final body's style hides this card's controls only.
+        self.dom_class = f"runway-card-{uuid.uuid4().hex}"
         # Classes and layouts are given at construction: set afterwards, each would cost
         # one more comm message per card.
         # ``caption`` (escaped HTML: the prompt and parameters) and ``css`` (a <style> element)
@@ -70,14 +75,14 @@ class TaskCard:
         # A click reaches the kernel only between cells: while a foreground cell polls, the
         # button could not work, so it gives way to a hint that does.
         self.hint = widgets.HTML(value='<small style="color:#757575">interrupt the kernel (&#9632;) to stop waiting</small>',
-                                 layout=widgets.Layout(display=None if foreground else "none"))
+                                 _dom_classes=["runway-hint"], layout=widgets.Layout(display=None if foreground else "none"))
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info", description="",
                                          style={"description_width": "initial"}, _dom_classes=["runway-bar"],
                                          layout=widgets.Layout(width="360px", max_width="100%"))
         self.body = widgets.HTML(value=self._body_html(waiting(task_id)), _dom_classes=["runway-body"])
         top = widgets.HBox([self.title, self.stop_button, self.hint],
                            layout=widgets.Layout(align_items="center", flex_flow="row wrap", grid_gap="8px"))
-        self.root = widgets.VBox([top, self.bar, self.body], _dom_classes=["runway-card"],
+        self.root = widgets.VBox([top, self.bar, self.body], _dom_classes=["runway-card", self.dom_class],
                                  layout=widgets.Layout(border_left="4px solid #cfd8dc", padding="2px 8px", margin="2px 0"))
         self._watch: Watch | None = None
         self.stop_button.on_click(lambda _button: self.stop())
@@ -97,8 +102,16 @@ class TaskCard:
     def _body_html(self, update: WatchUpdate) -> str:
         # The result area decides where its player's video comes from (views/media.py).
         result = video_html(update, self.show_video) if update.done else ""
-        return (f'<div class="runway-status">{status_html(update, with_action=True)}</div>'
+        # Once the watch has ended there is nothing to stop: its controls go with this message.
+        hide = (f"<style>.{self.dom_class} .runway-stop,.{self.dom_class} .runway-hint{{display:none!important}}</style>"
+                if update.done else "")
+        return (f'{hide}<div class="runway-status">{status_html(update, with_action=True)}</div>'
                 f'<div class="runway-result">{result}</div>')
+
+    @property
+    def controls_hidden(self) -> bool:
+        """True once the card's body hides its Stop button and hint (the watch has ended)."""
+        return f".{self.dom_class} .runway-stop," in self.body.value
 
     def render(self, update: WatchUpdate) -> None:
         """Show ``update``; safe to call from any thread (it only assigns traits)."""
@@ -117,10 +130,6 @@ class TaskCard:
         if body != self.body.value and (update.done or line != self._line or now - self._line_at >= _CLOCK_INTERVAL):
             self.body.value = body
             self._line, self._line_at = line, now
-        if update.done:
-            for widget in (self.stop_button, self.hint):
-                if widget.layout.display != "none":
-                    widget.layout.display = "none"
 
     __call__ = render
 

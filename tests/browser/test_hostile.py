@@ -72,8 +72,9 @@ SCAN_JS = """
                        'FORM', 'INPUT', 'TEXTAREA', 'MATH', 'AUDIO', 'SOURCE', 'PORTAL', 'TEMPLATE']);
   const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'srcdoc', 'data', 'background']);
   // Our own <style> rules (a live card hides its saved-state record; a record hides the
-  // widget's "model not found" line), matched exactly: no server text can take this shape.
-  const OUR_STYLE = /^(\\.rw-record-[0-9a-f]{32}\\{display:none\\} \\.jp-OutputArea-child:has\\(\\.rw-record-[0-9a-f]{32}\\)\\{display:none\\}|\\.jp-OutputArea-child:has\\(\\+ \\.jp-OutputArea-child \\.rw-record-[0-9a-f]{32}\\):has\\(> \\.jp-OutputArea-output\\.jupyter-widgets\\)\\{display:none\\})$/;
+  // widget's "model not found" line; a finished live card hides its Stop button and hint),
+  // matched exactly: no server text can take this shape.
+  const OUR_STYLE = /^(\\.runway-card-([0-9a-f]{32}) \\.runway-stop,\\.runway-card-\\2 \\.runway-hint\\{display:none!important\\}|\\.rw-record-[0-9a-f]{32}\\{display:none\\} \\.jp-OutputArea-child:has\\(\\.rw-record-[0-9a-f]{32}\\)\\{display:none\\}|\\.jp-OutputArea-child:has\\(\\+ \\.jp-OutputArea-child \\.rw-record-[0-9a-f]{32}\\):has\\(> \\.jp-OutputArea-output\\.jupyter-widgets\\)\\{display:none\\})$/;
   const ours = (el) => (el.tagName === 'STYLE' && OUR_STYLE.test(el.textContent)) ||
     (allowScripts && el.tagName === 'SCRIPT' && (
       el.type === 'application/vnd.jupyter.widget-view+json' ||

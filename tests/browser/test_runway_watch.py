@@ -183,3 +183,32 @@ def test_card_moves_while_another_cell_is_busy(nb: NotebookPage, browser_sim: Si
     assert sleeper_state["text"].strip() == "sleeping", sleeper_state["text"]
     nb.interrupt_kernel()
     nb.wait_cell_done(sleeper, check=False, timeout=10)
+
+
+BOARD_JS = """
+return [...node.querySelectorAll('.runway-card')].map(card => {
+  const stop = card.querySelector('button.runway-stop');
+  const status = card.querySelector('.runway-status');
+  return {status: status ? status.innerText : '', stopVisible: !!stop && stop.offsetParent !== null};
+});
+"""
+
+
+def test_a_finished_card_on_a_running_board_hides_its_stop_button(nb: NotebookPage, browser_sim: Simulator) -> None:
+    # The finished card stays live while the board's other task runs.  Its Stop button is
+    # hidden by a style in its final body, scoped to that card (it was hidden through its
+    # layout, one comm message more per watch): the running card's button must stay.
+    done = browser_sim.add_task(BROWSER_FAKE_KEY, Timeline.fast(run_for=1.0))
+    running = browser_sim.add_task(BROWSER_FAKE_KEY, Timeline.fast(run_for=600.0))
+    cell = nb.run_code(f"%runway_watch {done} {running} --interval 1", label=f"board-stop-{nb.server.flavour}")
+    nb.scroll_to(cell)
+    condition = ("const cards = (() => { " + BOARD_JS + " })(); return cards.length === 2 && "
+                 "cards.some(c => c.status.includes('SUCCESS')) && cards.some(c => c.status.includes('IN_PROGRESS'));")
+    nb.wait_in_cell(cell, condition, timeout=20, what="one card finished and one running")
+    cards = nb.query_in_cell(cell, BOARD_JS)
+    finished = [c for c in cards if "SUCCESS" in c["status"]]
+    live = [c for c in cards if "IN_PROGRESS" in c["status"]]
+    assert len(finished) == 1 and len(live) == 1, cards
+    assert not finished[0]["stopVisible"], "the finished card still shows its Stop button"
+    assert live[0]["stopVisible"], "the style hid the running card's Stop button too"
+    nb.run_code("import runway_widgets as rw; rw.stop_all()", label=f"board-stop-all-{nb.server.flavour}")
