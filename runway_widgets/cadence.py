@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 __all__ = ["Bracket", "Cadence", "learn", "phase_cover", "fit_period", "MIN_PERIOD", "MAX_PERIOD"]
 
@@ -281,18 +281,24 @@ def _supported(brackets: Tuple[Bracket, ...], fit: Tuple[float, float, float, fl
     the two (:data:`_BUSY`), the crowd polls often enough that a tick between them would
     have shown changes too: behind a 60 s loop, 200 watches lock a tick sooner (a minute).
     """
-    period, start, width, _drift = fit
-    counts: dict = {}
+    counts = _tick_counts(brackets, *fit)
+    return len(counts) >= _SUPPORT or sum(1 for n in counts.values() if n >= _BUSY) >= 2
+
+
+def _tick_counts(brackets: Tuple[Bracket, ...], period: float, start: float, width: float,
+                 drift: float = 0.0) -> Dict[int, int]:
+    """How many brackets point at each tick under this fit (tick index -> brackets)."""
+    counts: Dict[int, int] = {}
     for lo, hi in brackets:
         if hi - lo < period:
             k = round(((lo + hi) / 2 - start - width / 2) / period)
             counts[k] = counts.get(k, 0) + 1
-    return len(counts) >= _SUPPORT or sum(1 for n in counts.values() if n >= _BUSY) >= 2
+    return counts
 
 
 def _ticks(brackets: Tuple[Bracket, ...], period: float, start: float, width: float, drift: float = 0.0) -> int:
     """How many distinct ticks the brackets point at under this fit."""
-    return len({round(((lo + hi) / 2 - start - width / 2) / period) for lo, hi in brackets if hi - lo < period})
+    return len(_tick_counts(brackets, period, start, width))
 
 
 def _arcs(bracket: Bracket, period: float) -> list:

@@ -105,7 +105,7 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("the scheduler is shut down")
             self._push(self.clock() + delay, watch)
-            self.budget.fit_watches(len(self._queue) + self._in_flight)
+            self._fit_budget()
             if self._threaded and self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
                 self._thread.start()
@@ -113,6 +113,10 @@ class Scheduler:
 
     def _budget_rate(self) -> float:
         return self.budget.configured_rate
+
+    def _fit_budget(self) -> None:
+        """Let a budget that scales with the watches see how many there are (under the lock)."""
+        self.budget.fit_watches(len(self._queue) + self._in_flight)
 
     def _push(self, when: float, watch: Watch) -> None:
         """Queue ``watch`` for ``when`` (under the lock); a poll at the deadline goes first."""
@@ -123,7 +127,7 @@ class Scheduler:
         """Forget ``watch`` (called when it stops, so an idle process frees its thread)."""
         with self._lock:
             self._queue.remove(watch)
-            self.budget.fit_watches(len(self._queue) + self._in_flight)
+            self._fit_budget()
         self._wake.set()
 
     def pending(self) -> int:
@@ -354,7 +358,7 @@ def set_request_budget(rate: float | None, burst: float | None = None) -> None:
         with scheduler._lock:
             if rate is None:
                 scheduler.budget.rescale(SDK_PER_WATCH, DEFAULT_RATE, DEFAULT_BURST)
-                scheduler.budget.fit_watches(len(scheduler._queue) + scheduler._in_flight)
+                scheduler._fit_budget()
             else:
                 scheduler.budget.reconfigure(new.rate, new.burst)
         scheduler._wake.set()
