@@ -11,9 +11,12 @@ Runway SDK's policy (a thread per task, sleeping U(4.5, 7.5) s before every poll
 run at the same time.  Lags and requests come from the simulator's request log.
 
 The same tasks, phase and period then run through the virtual-clock model of
-``benchmarks/pacing.py``; the verdict is that the real-socket ratios (ours / SDK) agree
-with the virtual ones within noise (12 tasks: +-0.3 on the p50 lag ratio, +-0.25 on
-requests).  Exits 1 when they do not.
+``benchmarks/pacing.py``, many times over with fresh random draws (the SDK's sleeps, our
+jitter): each draw is what one run of this benchmark would read if the model were the
+truth.  The verdict is that the real-socket ratios (ours / SDK) lie inside the model's
+central 95 % of those single-run ratios (with 12 tasks a median is noisy: a fixed band of
++-0.3 around the model's mean failed runs that were well inside that spread).  Exits 1
+when they do not.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import pacing  # noqa: E402
 
 from runway_widgets.simulator import Simulator, Timeline, task_view  # noqa: E402
 
-LAG_NOISE, REQUEST_NOISE = 0.3, 0.25
+DRAWS = 400  # single-run draws of the model: its spread at this benchmark's size
+COVER = 95.0  # % of the model's single-run ratios the real ones must fall among
 
 
 def timelines(n: int, rng: random.Random) -> List[Timeline]:
@@ -78,8 +82,9 @@ def visible_end(timeline: Timeline) -> float:
     return max(k * period - phase, end)
 
 
-def virtual(sim: Simulator, ids: Sequence[str], seed: int) -> Tuple[pacing.Stats, pacing.Stats]:
-    """The same tasks through the virtual-clock model: (ours, SDK)."""
+def virtual(sim: Simulator, ids: Sequence[str], seed: int) -> Tuple[pacing.Stats, pacing.Stats, List[float], List[float]]:
+    """The same tasks through the virtual-clock model: (ours, SDK) over every draw, and the
+    lag and request ratios (ours / SDK) that each single draw reads."""
     t0 = min(sim._tasks[i].created_mono for i in ids)
     period = sim.refresh_period or 0.0
     gate = pacing.Gate(period, (sim._epoch + sim.refresh_phase - t0) % period)
@@ -90,13 +95,23 @@ def virtual(sim: Simulator, ids: Sequence[str], seed: int) -> Tuple[pacing.Stats
         start = created + tl.invisible_for + tl.submitted_for + tl.queued_for
         tasks.append(pacing.Task(created, created + tl.invisible_for, start, tl.run_for, start + tl.run_for,
                                  False, tl.progress_style == "jump"))
-    rows = []
-    for policy in (pacing.ours, pacing.sdk):
-        results: List[pacing.Result] = []
-        for r in range(20):  # many draws of the random parts: the model's expectation
-            results += policy(tasks, gate, random.Random(f"{seed}/{r}"))
-        rows.append(pacing.stats(results))
-    return rows[0], rows[1]
+    pooled: Tuple[List[pacing.Result], List[pacing.Result]] = ([], [])
+    lag_ratios, request_ratios = [], []
+    for r in range(DRAWS):
+        ours = pacing.ours(tasks, gate, random.Random(f"{seed}/ours/{r}"))
+        sdk = pacing.sdk(tasks, gate, random.Random(f"{seed}/sdk/{r}"))
+        pooled[0].extend(ours)
+        pooled[1].extend(sdk)
+        lag_ratios.append(common.median([max(0.0, lag) for lag, _ in ours]) /
+                          max(1e-9, common.median([max(0.0, lag) for lag, _ in sdk])))
+        request_ratios.append(sum(n for _, n in ours) / sum(n for _, n in sdk))
+    return pacing.stats(pooled[0]), pacing.stats(pooled[1]), lag_ratios, request_ratios
+
+
+def spread(values: Sequence[float]) -> Tuple[float, float]:
+    """The central :data:`COVER` % of ``values``."""
+    tail = (100.0 - COVER) / 2
+    return common.percentile(values, tail), common.percentile(values, 100.0 - tail)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -133,7 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise RuntimeError(f"runway-watch exited {cli.returncode}: {err[-2000:]}")
         ours_lags, ours_req = measure(sim, ours_ids)
         sdk_lags, sdk_req = measure(sim, sdk_ids)
-        model_ours, model_sdk = virtual(sim, ours_ids, args.seed)
+        model_ours, model_sdk, lag_draws, request_draws = virtual(sim, ours_ids, args.seed)
     seconds = time.monotonic() - started
     live_lag = common.median(ours_lags) / common.median(sdk_lags)
     live_req = sum(ours_req) / sum(sdk_req)
@@ -153,10 +168,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ["Runway SDK: virtual clock", f"{model_sdk.p50:.2f}", f"{model_sdk.p95:.2f}", f"{model_sdk.requests:.1f}",
          "1.00x", "1.00x"],
     ])
-    report.verdict(abs(live_lag - model_lag) <= LAG_NOISE and abs(live_req - model_req) <= REQUEST_NOISE,
+    lag_lo, lag_hi = spread(lag_draws)
+    req_lo, req_hi = spread(request_draws)
+    report.note(f"The model's single-run ratios over {DRAWS} draws of its random parts: p50 lag vs SDK "
+                f"{lag_lo:.2f}-{lag_hi:.2f}x, requests {req_lo:.2f}-{req_hi:.2f}x (central {COVER:g} %); "
+                f"pooled over all draws {model_lag:.2f}x and {model_req:.2f}x.")
+    report.verdict(lag_lo <= live_lag <= lag_hi and req_lo <= live_req <= req_hi,
                    f"real sockets agree with the virtual clock within noise: p50 lag vs SDK {live_lag:.2f}x "
-                   f"(model {model_lag:.2f}x, +-{LAG_NOISE}), requests vs SDK {live_req:.2f}x "
-                   f"(model {model_req:.2f}x, +-{REQUEST_NOISE})")
+                   f"(model {model_lag:.2f}x; one run reads {lag_lo:.2f}-{lag_hi:.2f}x), requests vs SDK "
+                   f"{live_req:.2f}x (model {model_req:.2f}x; {req_lo:.2f}-{req_hi:.2f}x)")
     report.emit(args.markdown)
     return report.exit_code
 
