@@ -526,3 +526,23 @@ def test_a_lone_watch_looks_inside_a_tick_window_only_where_the_look_after_it_ca
     crowd = 188.5 + next_delay(pacer, PacingConfig(), 188.5, 0.5, cadence, crowd=12)
     assert lone == pytest.approx(196.82 + PacingConfig().tick_margin)
     assert 195.74 < crowd < 196.82
+
+
+def test_the_prior_is_not_taken_on_two_ticks_that_another_period_fits_better() -> None:
+    # Behind a 20 s loop, 200 watches' SDK-paced looks bracketed two ticks: one somewhere in
+    # (8.78, 13.87], the next in (27.28, 28.98].  Those fit any period from 13.4 to 20.2 s,
+    # the 15 s prior among them, and the prior used to be taken on two ticks: the crowd then
+    # aimed at the wrong ticks for three minutes (p50 lag 5 s instead of 0.6 s).  A period
+    # away from the prior fits them better, so the prior waits for a third tick.
+    seen = [(5.58, 13.87), (7.11, 13.93), (8.11, 14.63), (8.2, 15.7), (8.54, 16.2), (8.62, 16.36), (8.78, 17.1),
+            (21.41, 28.98), (22.53, 29.35), (23.36, 29.42), (23.98, 30.24), (24.24, 30.33), (24.38, 30.51),
+            (25.31, 31.35), (25.34, 31.39), (25.75, 31.6), (25.99, 32.04), (27.06, 33.08), (27.28, 33.35)]
+    cadence = Cadence()
+    for bracket in seen:
+        cadence = learn(cadence, bracket, math.inf, 15.0)
+    assert cadence.period is None or abs(cadence.period - 15.0) > 1.0, cadence.period
+    # Where the two ticks pin the gap near the prior, two still do (it is there to save a tick).
+    cadence = Cadence()
+    for bracket in [(12.0, 13.1), (12.5, 13.3), (12.8, 14.0), (27.0, 28.05), (27.6, 28.3), (27.95, 29.0)]:
+        cadence = learn(cadence, bracket, math.inf, 15.0)
+    assert cadence.locked and cadence.period == pytest.approx(15.0, abs=0.5)
