@@ -118,11 +118,10 @@ class CadenceMemory:
         self.path = Path(path) if path is not None else memory_path()  # fixed: one file per gateway's life
         self._clock, self._wall, self.lock_timeout = clock, wall, lock_timeout
         self._lock = threading.Lock()
-        self._seen: Optional[float] = None  # wall-clock: when the loaded entry was last backed
         self._signature: Optional[tuple[str, float]] = None  # of the last saved (or loaded) cadence
         self._saved_at = -math.inf
         self._confirmed_at: Optional[float] = None  # monotonic: this process saw a continuous server itself
-        self._pending: Optional[dict[str, Any]] = None  # an entry learnt here and not written yet
+        self._pending: Optional[Cadence] = None  # learnt here and not written yet (encoded when written)
         self.saves = 0
 
     def __repr__(self) -> str:
@@ -137,35 +136,40 @@ class CadenceMemory:
             return None
         if recall is not None:
             with self._lock:
-                self._seen = recall.seen
                 self._signature = signature(recall.cadence)
         return recall
 
     def note(self, cadence: Cadence) -> None:
-        """The gateway's cadence as it now stands: save it if due (see the class)."""
+        """The gateway's cadence as it now stands: save it if due (see the class).
+
+        Called at every change a watch sees, on its poll thread: the entry is encoded only
+        when it is written.
+        """
         now = self._clock()
         with self._lock:
             if cadence.continuous and cadence.upper < MIN_PERIOD and self._confirmed_at is None:
                 self._confirmed_at = now  # learnt here, not just loaded
-            entry = entry_for(cadence, now, self._wall(), self._confirmed_at)
-            if entry is None:
-                return
             verdict = signature(cadence)
             changed = (verdict is not None and (self._signature is None or verdict[0] != self._signature[0]
                        or abs(verdict[1] - self._signature[1]) > _PERIOD_CHANGE * self._signature[1]))
-            self._pending = entry
+            self._pending = cadence
             if not changed and now - self._saved_at < SAVE_EVERY:
                 return
+            entry = entry_for(cadence, now, self._wall(), self._confirmed_at)
+            if entry is None:
+                return
             self._signature, self._saved_at = verdict, now
-        self._write(entry)
+        self._write(entry, cadence)
 
     def flush(self) -> bool:
         """Write what was learnt and not written yet (at exit); True if something was written."""
         with self._lock:
-            entry, self._pending = self._pending, None
-        return entry is not None and self._write(entry)
+            cadence, self._pending = self._pending, None
+            entry = None if cadence is None else entry_for(cadence, self._clock(), self._wall(), self._confirmed_at)
+        return entry is not None and self._write(entry, cadence)
 
-    def _write(self, entry: dict[str, Any]) -> bool:
+    def _write(self, entry: dict[str, Any], cadence: Cadence) -> bool:
+        """Write ``entry`` (encoded from ``cadence``); a later cadence stays pending."""
         try:
             write_entry(self.path, self.key, entry, self.lock_timeout)
         except (OSError, ValueError, TypeError) as exc:
@@ -173,7 +177,7 @@ class CadenceMemory:
             _warn_once(self.path, f"cannot write the remembered gateway cadences: {reason}")
             return False
         with self._lock:
-            if self._pending is entry:
+            if self._pending is cadence:
                 self._pending = None
             self.saves += 1
         return True

@@ -349,18 +349,18 @@ def set_request_budget(rate: float | None, burst: float | None = None) -> None:
     pause that is running goes on, and a rate that 429s reduced stays reduced in proportion.
     """
     global _default_budget
-    new = (RequestBudget(per_watch=SDK_PER_WATCH) if rate is None else  # checks them:
-           RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate))))
+    fixed = None if rate is None else (  # RequestBudget checks the values
+        RequestBudget(rate=float(rate), burst=float(burst if burst is not None else max(1.0, rate))))
     with _default_lock:
-        _default_budget = None if rate is None else (new.rate, new.burst)
+        _default_budget = None if fixed is None else (fixed.rate, fixed.burst)
         scheduler = _default
     if scheduler is not None:
         with scheduler._lock:
-            if rate is None:
+            if fixed is None:
                 scheduler.budget.rescale(SDK_PER_WATCH, DEFAULT_RATE, DEFAULT_BURST)
                 scheduler._fit_budget()
             else:
-                scheduler.budget.reconfigure(new.rate, new.burst)
+                scheduler.budget.reconfigure(fixed.rate, fixed.burst)
         scheduler._wake.set()
 
 
