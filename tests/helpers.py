@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import pytest
 
 from runway_widgets.simulator import Timeline
 
@@ -84,3 +87,37 @@ def part_file_growing(folder: Path, at_least: int = 1_000_000) -> Callable[[], b
         except OSError:  # the folder does not exist yet, or the file just went
             return False
     return check
+
+
+# -- running a child as uid 65534 (root ignores permission bits; "nobody" does not) --------------
+
+NOBODY = 65534
+REPO = Path(__file__).resolve().parents[1]
+
+
+def drop_to_nobody() -> None:
+    """``preexec_fn`` for a child that runs as nobody (65534), with no supplementary groups."""
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def nobody_python() -> tuple[list[str], dict[str, str]]:
+    """An interpreter uid 65534 can run with this package importable: ours, or the system's
+    (same version) with our site-packages and checkout on ``PYTHONPATH``.  Each is tried by
+    importing the package as nobody, so a checkout nobody cannot enter (a clone under a 0700
+    folder) skips the test instead of failing it."""
+    site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
+    candidates = [([sys.executable], {}),
+                  ([f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"],
+                   {"PYTHONPATH": os.pathsep.join([str(REPO), site])})]
+    for argv, extra in candidates:
+        try:
+            probe = subprocess.run([*argv, "-c", "import runway_widgets.cli"], env={**os.environ, **extra},
+                                   preexec_fn=drop_to_nobody, cwd="/", capture_output=True, timeout=60)
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return argv, extra
+    pytest.skip("no Python interpreter that uid 65534 may run with this checkout importable "
+                "(is the checkout under a folder only its owner can enter?)")

@@ -28,10 +28,8 @@ from runway_widgets.scheduler import Scheduler
 from runway_widgets.simulator import Fault, Simulator, Timeline
 from runway_widgets.watch import Watch, WatchSettings
 
-from helpers import FAKE_KEY, communicate, instant
+from helpers import FAKE_KEY, NOBODY, communicate, drop_to_nobody, instant, nobody_python
 
-REPO = Path(__file__).resolve().parents[1]
-NOBODY = 65534
 
 
 def settings(timeout: float = 30.0) -> WatchSettings:
@@ -42,34 +40,10 @@ def settings(timeout: float = 30.0) -> WatchSettings:
 # -- the CLI, run as someone the file system says no to ---------------------------------------------------------
 
 
-def _drop_to_nobody() -> None:
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-
-
-def _nobody_python() -> tuple[list[str], dict[str, str]]:
-    """An interpreter uid 65534 can run with this package importable: ours, or the system's
-    (same version) with our site-packages and checkout on ``PYTHONPATH``."""
-    site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
-    candidates = [([sys.executable], {}),
-                  ([f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"],
-                   {"PYTHONPATH": os.pathsep.join([str(REPO), site])})]
-    for argv, extra in candidates:
-        try:
-            probe = subprocess.run([*argv, "-c", "import runway_widgets.cli"], env={**os.environ, **extra},
-                                   preexec_fn=_drop_to_nobody, cwd="/", capture_output=True, timeout=60)
-        except OSError:
-            continue
-        if probe.returncode == 0:
-            return argv, extra
-    pytest.skip("no Python interpreter that uid 65534 may run")
-
-
 def run_cli(sim: Simulator, args: Sequence[str], *, as_nobody: bool = False, wrap: Sequence[str] = (),
             cwd: str | None = None, timeout: float = 60.0) -> tuple[int, str, str, float]:
     """Run ``runway-watch`` in its own process group; return (code, stdout, stderr, seconds)."""
-    argv, extra = _nobody_python() if as_nobody else ([sys.executable], {})
+    argv, extra = nobody_python() if as_nobody else ([sys.executable], {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMETAPI_")}
     env.update(extra, COMETAPI_KEY=FAKE_KEY, COMETAPI_BASE_URL=sim.base_url, PYTHONIOENCODING="utf-8")
     home = None
@@ -80,7 +54,7 @@ def run_cli(sim: Simulator, args: Sequence[str], *, as_nobody: bool = False, wra
     started = time.monotonic()
     proc = subprocess.Popen([*wrap, *argv, "-m", "runway_widgets.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env, cwd=cwd or "/",
-                            start_new_session=True, preexec_fn=_drop_to_nobody if as_nobody else None)
+                            start_new_session=True, preexec_fn=drop_to_nobody if as_nobody else None)
     try:
         return (*communicate(proc, timeout), time.monotonic() - started)
     finally:
@@ -190,12 +164,12 @@ except rw.RunwayWidgetsError as exc:
 def test_no_thread_for_the_download_ends_the_watch(sim: Simulator, shared_tmp: Path) -> None:
     task = sim.add_task(FAKE_KEY, Timeline(invisible_for=0, submitted_for=0, queued_for=1.0, run_for=0.5))
     # Root is exempt from RLIMIT_NPROC: run as uid 65534 then.
-    argv, extra = _nobody_python() if os.geteuid() == 0 else ([sys.executable], {})
+    argv, extra = nobody_python() if os.geteuid() == 0 else ([sys.executable], {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMETAPI_")}
     env.update(extra, COMETAPI_KEY=FAKE_KEY, COMETAPI_BASE_URL=sim.base_url)
     proc = subprocess.Popen([*argv, "-c", OUT_OF_THREADS, task, str(shared_tmp / "v") + "/"], env=env, cwd="/",
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_drop_to_nobody if os.geteuid() == 0 else None)
+                            preexec_fn=drop_to_nobody if os.geteuid() == 0 else None)
     try:
         out, err = proc.communicate(timeout=40)
     finally:

@@ -24,7 +24,7 @@ from runway_widgets.journal import Journal, get_journal, journal_home, journal_p
 from runway_widgets.records import TaskRecord, url_expiry
 from runway_widgets.simulator import Fault, Simulator
 
-from helpers import FAKE_KEY, quick
+from helpers import FAKE_KEY, drop_to_nobody, nobody_python, quick
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -316,40 +316,6 @@ READ_ONLY_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _others_can_run(path: str) -> bool:
-    """Whether a user other than the owner can execute ``path`` (every folder above it searchable)."""
-    real = Path(os.path.realpath(path))
-    try:
-        return all(p.stat().st_mode & 0o001 for p in real.parents) and bool(real.stat().st_mode & 0o001)
-    except OSError:
-        return False
-
-
-def _python_for_nobody() -> tuple[str, dict[str, str]]:
-    """An interpreter of this Python version that nobody (65534) may run, and what it must import.
-
-    This venv's interpreter may live under /root (mode 0700); a system one of the same version
-    then runs with this venv's site-packages and the checkout on PYTHONPATH.
-    """
-    if _others_can_run(sys.executable):
-        return sys.executable, {}
-    import shutil
-    import sysconfig
-
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (shutil.which(version, path="/usr/local/bin:/usr/bin:/bin"), f"/usr/bin/{version}"):
-        if candidate and _others_can_run(candidate):
-            paths = [str(Path(__file__).resolve().parents[1]), sysconfig.get_paths()["purelib"]]
-            return candidate, {"PYTHONPATH": os.pathsep.join(paths)}
-    pytest.skip(f"no {version} interpreter that uid 65534 may run")
-
-
-def _drop_to_nobody() -> None:
-    os.setgroups([])
-    os.setgid(65534)
-    os.setuid(65534)
-
-
 def test_a_read_only_home_as_a_non_root_user(sim: Simulator) -> None:
     """chmod 555 on the journal folder: root would ignore it, so as root the watch runs as nobody."""
     root = Path(tempfile.mkdtemp(prefix="rw-readonly-"))  # not under pytest's 0700 tmp folders
@@ -366,11 +332,11 @@ def test_a_read_only_home_as_a_non_root_user(sim: Simulator) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMETAPI_")}
         env.update(RUNWAY_WIDGETS_HOME=str(home), HOME=str(root), PYTHONDONTWRITEBYTECODE="1")
         as_root = os.geteuid() == 0
-        python, extra = _python_for_nobody() if as_root else (sys.executable, {})
+        argv, extra = nobody_python() if as_root else ([sys.executable], {})
         env.update(extra)
-        proc = subprocess.run([python, "-c", READ_ONLY_SCRIPT, tasks[0], sim.base_url, str(videos) + "/",
+        proc = subprocess.run([*argv, "-c", READ_ONLY_SCRIPT, tasks[0], sim.base_url, str(videos) + "/",
                                tasks[1]], capture_output=True, text=True, timeout=60, env=env, cwd=str(root),
-                              preexec_fn=_drop_to_nobody if as_root else None, start_new_session=True)
+                              preexec_fn=drop_to_nobody if as_root else None, start_new_session=True)
         assert proc.returncode == 0, proc.stderr
         assert f"uid {65534 if as_root else os.getuid()} ok SUCCESS {videos}/{tasks[0]}.mp4 history 0" in proc.stdout
         assert proc.stderr.count("cannot write the task journal") == 1, proc.stderr
