@@ -12,7 +12,7 @@ remembered, 12 concurrent, 200 concurrent}.  Each cell runs three policies on th
 * ours: :mod:`runway_widgets.policy` with the gateway's :class:`~runway_widgets.gateways.Gateway`
   shared by the watches of one process, driven exactly as ``watch.py`` drives it, behind
   the scheduler's default request budget (10 requests/s, bursts of 10, or with more than 60
-  watches one request per 6 s each, bursts of 2 s of that: the SDK's rate) and through the
+  watches one request per 6 s each, bursts of 4 s of that: the SDK's rate) and through the
   scheduler's own queue (:class:`~runway_widgets.triage.DueQueue`: when tokens run short,
   the most urgent due poll goes first): a crowd waits for tokens and the wait counts in
   its lag.  First poll at the task's creation.
@@ -416,7 +416,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            f"simulated in {time.perf_counter() - started:.0f} s")
     report.note("Lags in seconds after the finish became visible, requests per task; ratios are ours / the Runway "
                 "SDK's (6 +- 1.5 s, sleeping first); the oracle polls just after every tick. Ours runs behind the "
-                "default request budget (10/s, bursts of 10; with more than 60 watches the SDK's rate, 1 per 6 s each, bursts of 2 s of it) with the gateway's cadence shared by the process's watches.")
+                "default request budget (10/s, bursts of 10; with more than 60 watches the SDK's rate, 1 per 6 s each, bursts of 4 s of it) with the gateway's cadence shared by the process's watches.")
     report.table(HEADERS, [row(c) for c in cells])
     for title, member in GROUPS:
         group = [c for c in cells if member(c)]

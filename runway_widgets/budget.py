@@ -7,7 +7,7 @@ own: the scheduler calls it under its lock.  Time is passed in, so tests need no
 
 The process's default budget grows with its watches (``per_watch``): 10 requests/s, or
 what the Runway SDK would send for the same watches (one request per 6 s each, bursts of
-two seconds of that), whichever is more.  A gateway that takes the SDK's traffic takes
+four seconds of that), whichever is more.  A gateway that takes the SDK's traffic takes
 ours; a fixed 10/s made 200 watches see finishes 1-2x as late as the SDK (a tick that
 shows a hundred finishes cannot have them polled within a second or two at 10/s).  A
 budget set explicitly (``rw.set_request_budget``) is a fixed cap.
@@ -22,7 +22,12 @@ __all__ = ["RequestBudget", "DEFAULT_RATE", "DEFAULT_BURST", "SDK_PER_WATCH"]
 DEFAULT_RATE = 10.0  # requests per second for the whole process
 DEFAULT_BURST = 10.0
 SDK_PER_WATCH = 1.0 / 6.0  # requests/s the Runway SDK sends per watch (one every 6 s on average)
-BURST_SECONDS = 2.0  # a budget scaled to its watches holds this many seconds of its rate
+# A budget scaled to its watches holds this many seconds of its rate.  Gateways of this
+# family count requests per client over windows of a minute or more, so what matters to
+# them is the rate; a tick that may show a finish to most of 200 watches needs the
+# looks after it within a second or two, which 2 s of the rate could not pay for (the
+# waiting tasks' looks went 3-6 s after the tick).
+BURST_SECONDS = 4.0
 
 
 @dataclass

@@ -344,7 +344,7 @@ def set_request_budget(rate: float | None, burst: float | None = None) -> None:
 
     Every watch in the process shares it.  The default (``rate=None`` goes back to it) is
     10/s, bursts of 10, or, with more than 60 watches, one request per 6 s for each (what
-    the Runway SDK would send), bursts of 2 s of that; a rate set here is a fixed cap.
+    the Runway SDK would send), bursts of 4 s of that; a rate set here is a fixed cap.
     Takes effect at once for the running poller, and for any poller started later.  A 429
     pause that is running goes on, and a rate that 429s reduced stays reduced in proportion.
     """

@@ -468,7 +468,29 @@ def test_a_look_inside_a_tick_window_that_may_show_the_finish_is_followed_by_the
     for t, percent in ((690.25, 80), (710.25, 85), (730.25, 90), (750.25, 95), (768.0, 95)):
         pacer = see(pacer, t, "IN_PROGRESS", f"{percent}%")
     assert not pacer.changed
-    assert next_delay(pacer, PacingConfig(), 768.0, 0.5, cadence, crowd=12) == pytest.approx(1.0)
+    assert next_delay(pacer, PacingConfig(), 768.0, 0.5, cadence) == pytest.approx(1.0)  # a lone watch: the thirds
+    # A crowd's watches look inside at points of their own (see the next test): most of
+    # them still look again before the window ends, none later than just after it.
+    looks = [768.0 + next_delay(pacer, PacingConfig(), 768.0, r / 20, cadence, crowd=12) for r in range(20)]
+    assert sum(769.0 <= t < 770.0 for t in looks) >= 10
+    assert max(looks) <= 770.25 + 1e-9
+
+
+def test_the_watches_of_a_crowd_look_inside_a_wide_tick_window_at_points_of_their_own() -> None:
+    # Ticks every 60 s within a 2 s window (58.7, 60.7] (the true tick at 60.0).  Inside
+    # looks at the same thirds (59.37, 60.03) for every watch brought the shared window the
+    # same two brackets tick after tick, and behind a 60 s loop it stayed 2 s wide while 100
+    # watches looked: the looks after it came ~1 s after the tick.  Staggered, they sweep it.
+    cadence = Cadence(period=60.0, start=58.7, width=2.0)
+    pacer = see(PacerState(), 0.0, "QUEUED", "0%")
+    pacer = see(pacer, 5.0, "IN_PROGRESS", "40%")  # one mark: the next tick gives the slope
+    firsts = [5.0 + next_delay(pacer, PacingConfig(), 5.0, r / 50, cadence, crowd=100) for r in range(50)]
+    inside = [t for t in firsts if 58.7 <= t < 60.7]
+    assert len(inside) == 50  # each looks inside first
+    assert len({round(t, 1) for t in inside}) >= 8  # at points of its own (the thirds: one)
+    assert min(inside) < 58.9 and max(inside) > 59.5  # over the first half: the second look sweeps the rest
+    lone = {next_delay(pacer, PacingConfig(), 5.0, r / 50, cadence) for r in range(50)}
+    assert len(lone) == 1  # a lone watch keeps its one plan
 
 
 @pytest.mark.parametrize("progress", ["0%", "90%"])
@@ -546,3 +568,20 @@ def test_the_prior_is_not_taken_on_two_ticks_that_another_period_fits_better() -
     for bracket in [(12.0, 13.1), (12.5, 13.3), (12.8, 14.0), (27.0, 28.05), (27.6, 28.3), (27.95, 29.0)]:
         cadence = learn(cadence, bracket, math.inf, 15.0)
     assert cadence.locked and cadence.period == pytest.approx(15.0, abs=0.5)
+
+
+def test_a_waiting_task_of_a_large_crowd_looks_just_after_the_tick_window() -> None:
+    # Behind a 60 s loop a 10-60 s task often goes from queued to done at one tick, so a
+    # waiting task's look after the tick may see its finish.  200 watches spread those
+    # looks over the 9.5 s after the tick (to leave the burst to others) and saw such
+    # finishes ~5 s late; looks inside the window took the tokens the looks after it
+    # needed.  Now all go just after the window, and the scheduler orders them by urgency.
+    cadence = Cadence(period=60.0, start=58.7, width=2.0)
+    queued = see(PacerState(), 10.0, "QUEUED", "0%")
+    after = 60.7 + PacingConfig().tick_margin
+    looks = {round(10.0 + next_delay(queued, PacingConfig(), 10.0, r / 20, cadence, crowd=200, budget_rate=200 / 6), 6)
+             for r in range(20)}
+    assert looks == {round(after, 6)}
+    # A small crowd has tokens to spare: its waiting tasks still look inside the window too.
+    small = [10.0 + next_delay(queued, PacingConfig(), 10.0, r / 20, cadence, crowd=12) for r in range(20)]
+    assert all(58.7 <= t < 60.7 for t in small)

@@ -273,21 +273,21 @@ def test_budget_is_never_exceeded_and_nobody_starves() -> None:
 def test_the_default_budget_grows_with_the_watches_to_what_the_sdk_would_send() -> None:
     # 10 requests/s capped 200 watches at a third of the SDK's rate: a tick that showed a
     # hundred finishes could not have them polled in a second or two (p50 lag 1-2x the
-    # SDK's).  The default now grows to one request per 6 s per watch, bursts of 2 s of it.
+    # SDK's).  The default now grows to one request per 6 s per watch, bursts of 4 s of it.
     clock = FakeClock()
     budget = RequestBudget(per_watch=SDK_PER_WATCH)
     sched = make(clock, budget)
     client = ScriptedClient(clock, lambda t, n: snap("QUEUED"))
     watches = [add(sched, clock, client, f"task-{i}") for i in range(120)]
-    assert (budget.configured_rate, budget.burst) == pytest.approx((20.0, 40.0))
+    assert (budget.configured_rate, budget.burst) == pytest.approx((20.0, 80.0))
     run(sched, clock, lambda: clock.now >= 120)
     times = sorted(t for t, _ in client.calls)
     assert 120 * 100 / 7.5 <= len(times) <= 120 * 120 / 6  # the SDK's pace or slower, not 10/s
-    for w in watches[:100]:
+    for w in watches[:110]:
         w.stop()
     assert (budget.configured_rate, budget.burst) == (10.0, 10.0)  # never below the base
     budget.penalize(clock.now, 0.0)  # a 429 halves the rate; growing again keeps that
-    for i in range(100):
+    for i in range(110):
         add(sched, clock, client, f"more-{i}")
     assert budget.rate == pytest.approx(10.0) and budget.configured_rate == pytest.approx(20.0)
 
