@@ -108,6 +108,9 @@ class NotebookView:
         self.foreground = foreground
         self._updates: dict[str, WatchUpdate] = {t: waiting(t) for t in task_ids}
         self._lock = threading.Lock()
+        # Orders what is published: a record one poll thread decided to write must not land
+        # after another thread's final card emptied it (never taken while holding _lock).
+        self._publish = threading.Lock()
         self._queue: queue.SimpleQueue[WatchUpdate] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._finalized = False
@@ -144,16 +147,17 @@ class NotebookView:
         """Display the card (main thread only); a view shown again updates every showing."""
         from IPython.display import display
 
-        with self._lock:
-            finalized = self._finalized
-            if not finalized:
-                slot = (f"runway-{uuid.uuid4().hex}", f"runway-{uuid.uuid4().hex}")
-                self._slots.append(slot)
-        if finalized:
-            display(self.final_bundle(), raw=True, metadata=CARD_META)
-            return
-        display(self.live_bundle(), raw=True, display_id=slot[0], metadata=CARD_META)
-        display(self.record_bundle(), raw=True, display_id=slot[1], metadata=RECORD_META)
+        with self._publish:  # a final card for this slot comes after its outputs exist
+            with self._lock:
+                finalized = self._finalized
+                if not finalized:
+                    slot = (f"runway-{uuid.uuid4().hex}", f"runway-{uuid.uuid4().hex}")
+                    self._slots.append(slot)
+            if finalized:
+                display(self.final_bundle(), raw=True, metadata=CARD_META)
+                return
+            display(self.live_bundle(), raw=True, display_id=slot[0], metadata=CARD_META)
+            display(self.record_bundle(), raw=True, display_id=slot[1], metadata=RECORD_META)
 
     def take(self, update: WatchUpdate) -> None:
         """Replace what the view knows of one task without rendering (a refreshed result
@@ -235,18 +239,22 @@ class NotebookView:
     def _refresh_records(self, slots: list[tuple[str, str]]) -> None:
         from IPython.display import update_display
 
-        bundle = self.record_bundle()
-        for _card, record in slots:
-            update_display(bundle, raw=True, display_id=record, metadata=RECORD_META)
+        with self._publish:
+            if self._finalized:  # the final card came first: the record stays empty
+                return
+            bundle = self.record_bundle()
+            for _card, record in slots:
+                update_display(bundle, raw=True, display_id=record, metadata=RECORD_META)
 
     def _finalize(self, slots: list[tuple[str, str]]) -> None:
         # Every showing of the card becomes the final static card; every record empties.
         from IPython.display import update_display
 
-        final = self.final_bundle()
-        for card, record in slots:
-            update_display(final, raw=True, display_id=card, metadata=CARD_META)
-            update_display({}, raw=True, display_id=record, metadata=RECORD_META)
+        with self._publish:
+            final = self.final_bundle()
+            for card, record in slots:
+                update_display(final, raw=True, display_id=card, metadata=CARD_META)
+                update_display({}, raw=True, display_id=record, metadata=RECORD_META)
 
 
 
