@@ -1,8 +1,8 @@
 """The process-wide request budget: a token bucket that every watch draws from.
 
 A 429 from the gateway is a statement about *all* our traffic, so it pauses every watch
-(for the Retry-After, or a backoff) and halves the rate; successes restore the rate
-gently (additive increase, multiplicative decrease, as TCP does).  Not thread-safe on its
+(for the Retry-After, or a backoff) and halves the rate and the burst; successes restore
+them gently (additive increase, multiplicative decrease, as TCP does).  Not thread-safe on its
 own: the scheduler calls it under its lock.  Time is passed in, so tests need no clock.
 
 The process's default budget grows with its watches (``per_watch``): 10 requests/s, or
@@ -62,9 +62,16 @@ class RequestBudget:
         self.paused_until = float("-inf")
         self.spent = 0
 
+    @property
+    def holds(self) -> float:
+        """The tokens the bucket holds at most now: the burst, reduced by 429s as the rate
+        is (a gateway that limits requests per second answered the last burst with 429s;
+        refilled to the full burst between ticks, the next burst would meet them again)."""
+        return max(1.0, self.burst * min(1.0, self.rate / self.configured_rate))
+
     def _refill(self, now: float) -> None:
         if self.updated is not None and now > self.updated:
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.tokens = min(self.holds, self.tokens + (now - self.updated) * self.rate)
         self.updated = now if self.updated is None else max(self.updated, now)
 
     def wait_time(self, now: float, reserved: int = 0) -> float:

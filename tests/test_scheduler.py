@@ -292,6 +292,28 @@ def test_the_default_budget_grows_with_the_watches_to_what_the_sdk_would_send() 
     assert budget.rate == pytest.approx(10.0) and budget.configured_rate == pytest.approx(20.0)
 
 
+def test_a_429_halves_the_burst_as_well_as_the_rate() -> None:
+    # 200 watches: 33/s, bursts of 133 right after a tick.  A gateway that limits requests
+    # per second answers such a burst with 429s; the rate halved, but the bucket refilled
+    # to the full 133 before the next tick, so every tick met the limit again.
+    budget = RequestBudget(per_watch=SDK_PER_WATCH)
+    budget.fit_watches(200)
+    budget.wait_time(0.0)  # its clock starts
+
+    def burst_at(now: float) -> int:
+        sent = 0
+        while budget.try_spend(now):
+            sent += 1
+        return sent
+
+    assert burst_at(60.0) == 133
+    budget.penalize(60.0, 0.0)
+    assert burst_at(120.0) == 66  # half, after a whole quiet minute
+    for _ in range(20):
+        budget.reward()  # good answers restore the rate, and the burst with it
+    assert burst_at(180.0) == 133
+
+
 def test_a_budget_set_by_the_user_is_a_fixed_cap() -> None:
     from runway_widgets.scheduler import get_scheduler, set_request_budget, shutdown_scheduler
 
