@@ -170,9 +170,14 @@ def test_two_processes_append_concurrently_and_every_record_is_there_whole(tmp_p
     for name in ("a", "b"):
         seqs = [r["seq"] for r in records if r["writer"] == name]
         assert seqs == list(range(count))  # all there, in each writer's order
-    # Interleaved, not one after the other: the lock was really contended.
+    # Interleaved, not one after the other: the lock was really contended.  (How often
+    # the file switches writer depends on the scheduler: on 2 busy cores one writer may
+    # hold a core for hundreds of records, and a fresh-clone `make test` read exactly 20
+    # switches.  One after the other reads 1.)
     writers = [r["writer"] for r in records]
-    assert sum(1 for x, y in zip(writers, writers[1:]) if x != y) > 20
+    assert sum(1 for x, y in zip(writers, writers[1:]) if x != y) >= 3
+    spans = {name: [float(r["updated_at"]) for r in records if r["writer"] == name] for name in ("a", "b")}
+    assert spans["a"][0] < spans["b"][-1] and spans["b"][0] < spans["a"][-1]  # each wrote while the other did
     rate = 2 * count / max(s["seconds"] for s in stats)
     print(f"\njournal: {rate:.0f} records/s with two writers (1 KB records)")
     assert rate > 200
