@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -79,17 +80,28 @@ def quick_sim() -> Iterator[Simulator]:
 
 
 def test_exit_0_success_one_line_per_change(quick_sim: Simulator) -> None:
-    # Long enough that a slow start of the subprocess on a loaded machine still leaves
-    # many polls of an unchanged task (the point: one line per change, not per poll).
-    task = quick_sim.add_task(FAKE_KEY, quick(progress_style="jump", queued_for=0.5, run_for=3.0))
-    result = run([task, "--interval", "0.1"], quick_sim.base_url)
+    # The task's clock starts only once the subprocess polls (it reads task_not_exist until
+    # then): a slow start on a loaded machine once saw the task only at its last moment, two
+    # polls for two lines, and the test could not tell a line per change from a line per poll.
+    task = str(uuid.uuid4())
+    proc = start([task, "--interval", "0.1", "--not-found-grace", "120"], quick_sim.base_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not quick_sim.requests_for(task):
+            assert proc.poll() is None and time.monotonic() < deadline, "the CLI never polled"
+            time.sleep(0.05)
+        quick_sim.add_task(FAKE_KEY, quick(progress_style="jump", queued_for=0.5, run_for=3.0), task_id=task)
+        added = time.monotonic()
+    finally:
+        result = finish(proc)
     assert result.code == 0, result
     assert result.err == ""
     assert "\x1b" not in result.out and "\r" not in result.out
     lines = result.lines
     assert all(line.startswith(task[:8]) for line in lines)
-    polls = len(quick_sim.requests_for(task))
-    assert len(lines) < polls  # a line per change, not per poll
+    polls = [r for r in quick_sim.requests_for(task) if r.time >= added]
+    assert len(polls) > 10, len(polls)  # 3.5 s of task life at 0.1 s intervals
+    assert len(lines) < len(polls) / 2  # a line per change, not per poll
     stages = [line.split("]")[1].split()[1] for line in lines]  # the word after the percentage
     assert stages[-1] == "✓" and "SUCCESS" in lines[-1]
     assert all(a != b for a, b in zip(stages, stages[1:]))  # progress never moves in "jump" style
