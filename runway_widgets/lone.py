@@ -3,15 +3,26 @@
 A watch alone in its process rarely sees enough changes to learn the gateway's ticks
 before a short task ends, so it cannot aim at them (:mod:`.policy` does that once they
 are known).  What it can do is move looks from where they see nothing to where they
-see the finish:
+may see the finish:
 
-* it looks at a waiting task :data:`WAIT_PACE` SDK intervals apart (a crowd: 1.2): no
-  finish shows before the run starts, and the looks saved there pay for close looks;
-* while the finish predicted from progress is far, looks come up to :data:`_FAR` SDK
-  intervals apart (one half-way refreshes the slope);
-* around the predicted finish it looks every :data:`CLOSE` s (a finish shows ~1 s after
-  its tick instead of the SDK's ~3 s), as long as it has sent no more than the SDK would
-  have by then; else at the SDK's pace.
+* **The first refresh sets a floor.**  A new-api gateway shows a task as SUBMITTED (or
+  NOT_START) until its refresh loop first reaches it; the time the watch saw that word
+  unchanged is a lower bound on the loop's period (:attr:`.PacerState.period_floor`).
+  After any change, no tick can come before the floor has passed again: the watch does
+  not look then (:func:`quiet_until`).
+* **Waiting** tasks are looked at :data:`WAIT_PACE` SDK intervals apart (a crowd: 1.2):
+  the finish rarely shows before the run starts.  Behind a loop that took at least
+  :data:`SLOW_FLOOR` s to refresh the task, a tick can move it from queued to done at
+  once (a 10-60 s task behind a 60 s loop does so about half the time), and what the
+  quiet saved pays for the SDK's pace instead.
+* **Running** tasks that nothing predicts yet are looked at a little faster than the
+  SDK's pace (twice as fast behind a slow loop, where the next tick often shows the
+  finish); while the finish predicted from progress is far, looks come up to
+  :data:`_FAR` SDK intervals apart (one half-way refreshes the slope); around it every
+  :data:`CLOSE` s (a finish shows ~1 s after its tick instead of the SDK's ~3 s).
+
+Every look quicker than the SDK's pace is taken only while the watch stays within the
+SDK's count (:func:`_within_sdk_count`): the looks it spends are the ones it saved.
 
 Nothing here reads a clock or a random source: ``now`` is an argument, and ``pace`` (an
 SDK-like interval, jittered) comes from the caller.
@@ -19,9 +30,12 @@ SDK-like interval, jittered) comes from the caller.
 
 from __future__ import annotations
 
-from .pacer import PacerState, PacingConfig
+from typing import Callable
 
-__all__ = ["CLOSE", "OVERDUE", "WAIT_PACE", "closing"]
+from .pacer import PacerState, PacingConfig
+from .snapshot import TaskState
+
+__all__ = ["CLOSE", "OVERDUE", "SLOW_FLOOR", "WAIT_PACE", "closing", "exploring", "quiet_until"]
 
 CLOSE = 2.0  # s between a lone watch's looks around a predicted finish while the ticks are unknown
 OVERDUE = 60.0  # s past the latest predicted finish after which close looks stop (the slope was wrong)
@@ -30,6 +44,16 @@ OVERDUE = 60.0  # s past the latest predicted finish after which close looks sto
 # (continuous server, 10-60 s: 1.00x); the ~1.5 looks saved per task while it waits keep
 # it under (0.94x), and are what the close looks spend.
 WAIT_PACE = 1.4
+SLOW_FLOOR = 12.0  # s: a first refresh at least this late marks a slow loop (two SDK intervals)
+# Paces in SDK intervals (a running task nothing predicts; behind a slow loop, a waiting
+# and a running one), chosen on the benchmark's fresh single-watch cells over six seeds:
+# docs/pacing.md has the figures.
+_RUN_PACE = 0.85
+_SLOW_WAIT = 1.0
+_SLOW_RUN = 0.5
+# A floor above this is more likely a task the gateway kept as SUBMITTED than a loop
+# this slow: the quiet after a change never lasts longer.
+_QUIET_MAX = 60.0
 _FAR = 2.0  # a lone watch far from the finish looks up to this many SDK intervals apart
 _STREAK = 5  # SDK-paced looks at the start of a run before the far looks slow down
 
@@ -52,7 +76,57 @@ def closing(pacer: PacerState, config: PacingConfig, now: float, pace: float, wi
         return max(pace, min((early - now) / 2, _FAR * pace))
     if now + config.min_interval < early:
         return early - now
-    first = pacer.first_at if pacer.first_at is not None else now
-    if pacer.polls <= (now + CLOSE - first) / config.explore_interval:
+    if _within_sdk_count(pacer, config, now + CLOSE):
         return CLOSE
     return pace
+
+
+def _within_sdk_count(pacer: PacerState, config: PacingConfig, at: float) -> bool:
+    """May the watch look at ``at``, sooner than the SDK's pace?
+
+    Yes while, its look at creation aside, it would be at most one look ahead of what the
+    SDK (sleeping an interval before every poll) would have sent by then.  The SDK also
+    looks once more after every finish, ~3 s late on average, so a watch that spends
+    this way still ends below the SDK's count (0.78-0.98x over the benchmark's fresh
+    single-watch cells; one look fewer here left the 30 s / 10-60 s cell at 1.01x lag).
+    """
+    first = pacer.first_at if pacer.first_at is not None else at
+    return pacer.polls - 1 <= (at - first) / config.explore_interval
+
+
+def _caught_up(pacer: PacerState, config: PacingConfig) -> float:
+    """When the watch is back within the SDK's count (see :func:`_within_sdk_count`)."""
+    first = pacer.first_at if pacer.first_at is not None else 0.0
+    return first + (pacer.polls - 1) * config.explore_interval
+
+
+def exploring(pacer: PacerState, config: PacingConfig, now: float, pace: Callable[[float], float]) -> float:
+    """The delay to a lone watch's next look at a task whose finish nothing predicts
+    (waiting, or running without a progress slope) while the ticks are unknown.
+
+    ``pace(f)`` is the SDK's interval times ``f``, jittered.  The quiet after a change is
+    the caller's (:func:`quiet_until`).
+    """
+    slow = pacer.period_floor >= SLOW_FLOOR
+    if pacer.state is TaskState.RUNNING:
+        factor = _SLOW_RUN if slow else _RUN_PACE
+    else:
+        factor = _SLOW_WAIT if slow else WAIT_PACE
+    delay = pace(factor)
+    if factor < 1.0 and not _within_sdk_count(pacer, config, now + delay):
+        return max(pace(1.0), _caught_up(pacer, config) - now)
+    return delay
+
+
+def quiet_until(pacer: PacerState, upper: float) -> float | None:
+    """The earliest time the gateway's next tick can come, or None if nothing says.
+
+    The task's latest change came at a tick after the poll before it; the next tick is a
+    period later, and the period is at least the task's floor.  ``upper`` is the longest
+    period the gateway's changes allow (:attr:`.Cadence.upper`): below the floor, the
+    floor was wrong (changes closer than it: no loop that slow) and is ignored.
+    """
+    floor = min(pacer.period_floor, _QUIET_MAX)
+    if floor <= 0 or pacer.change is None or upper < floor:
+        return None
+    return pacer.change[0] + floor

@@ -20,6 +20,9 @@ __all__ = ["PacingConfig", "PacerState", "StateSignature", "Observed", "observe"
 
 Mark = Tuple[float, float]  # (progress 0..1, when it was first seen)
 
+# The words a new-api gateway gives a task it has not refreshed from upstream yet: the
+# first refresh replaces them (QUEUED, IN_PROGRESS, ...), and nothing else does.
+_UNREFRESHED = frozenset({"NOT_START", "SUBMITTED"})
 _QUANTUM = 0.01  # progress is reported in whole percents: each mark is this uncertain
 
 
@@ -115,6 +118,7 @@ class PacerState:
     streak: tuple[float, int] | None = None  # (start, count) of changes seen at consecutive polls
     polls: int = 0  # answers so far (task_not_exist included): what the watch has spent
     first_at: float | None = None  # when the first one came
+    period_floor: float = 0.0  # the ticks are at least this far apart (0: nothing known; see observe)
 
     @property
     def state(self) -> TaskState | None:
@@ -157,6 +161,12 @@ def observe(pacer: PacerState, snapshot: Observed, config: PacingConfig, sent: f
     if old is not None and old.state != "absent" and old != sig and pacer.last_at is not None:
         streak = (pacer.streak[0], pacer.streak[1] + 1) if pacer.changed and pacer.streak else (pacer.last_at, 1)
         updates.update(change=(pacer.last_at, at), previous_change=pacer.change, changed=True, streak=streak)
+        if (pacer.change is None and pacer.state_since is not None and old.status.upper() in _UNREFRESHED
+                and sig.status.upper() not in _UNREFRESHED):
+            # The gateway's first refresh of the task (SUBMITTED -> QUEUED or IN_PROGRESS):
+            # no refresh came while the task showed the word it was created with, so the
+            # gateway's ticks are at least that long apart.
+            updates["period_floor"] = pacer.last_at - pacer.state_since
     return replace(pacer, **updates)
 
 

@@ -7,8 +7,9 @@ shows it; the Runway SDK, polling blindly every 6 +- 1.5 s, sees it 3 s late on 
 and spends several requests per tick.  This module decides, for one task:
 
 * **Ticks unknown** (nothing learnt yet): explore no faster than the SDK polls; a lone
-  watch saves looks while its task waits and while the predicted finish is far, and
-  spends them every 2 s around it, staying under the SDK's count (:mod:`.lone`).
+  watch skips the looks no tick can answer (its task's first refresh bounds the period
+  from below), saves looks while its task waits and while the predicted finish is far,
+  and spends them where a finish may show, staying within the SDK's count (:mod:`.lone`).
 * **Ticks known**: poll just after a tick, and only after the ticks that can show
   something that matters: while the progress slope says the finish is far, skip ticks
   (one look half-way refreshes the slope); from the predicted finish on, every tick.
@@ -31,7 +32,7 @@ import math
 from dataclasses import replace
 
 from .cadence import Cadence
-from .lone import OVERDUE, WAIT_PACE, closing
+from .lone import OVERDUE, closing, exploring, quiet_until
 from .pacer import (
     PacerState,
     PacingConfig,
@@ -111,11 +112,24 @@ def _free(pacer: PacerState, config: PacingConfig, now: float, rand: float, wind
 
 
 def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
-               crowd: int) -> float:
+               crowd: int, upper: float = math.inf) -> float:
     """Ticks not known yet: the SDK's pace, but no later than the earliest predicted finish
-    (a lone watch with a predicted finish: :func:`.lone.closing`)."""
+    (a lone watch: :mod:`.lone`, which also skips the quiet after a change where its
+    first refresh says no tick can come)."""
+    delay = _unlocked(pacer, config, now, rand, window, crowd)
+    quiet = quiet_until(pacer, upper) if crowd <= 1 else None
+    if quiet is not None and now + delay < quiet:
+        return quiet - now + config.tick_margin
+    return delay
+
+
+def _unlocked(pacer: PacerState, config: PacingConfig, now: float, rand: float, window: tuple[float, float] | None,
+              crowd: int) -> float:
+    """The delay before the quiet is taken into account (see :func:`_exploring`)."""
     if window is not None and crowd <= 1 and pacer.state is TaskState.RUNNING and now < window[1] + OVERDUE:
         return closing(pacer, config, now, _explore(config, rand), window)
+    if crowd <= 1 and (window is None or pacer.state is not TaskState.RUNNING):
+        return exploring(pacer, config, now, lambda factor: factor * _explore(config, rand))
     seeking = window is not None and now + _explore(config, 0.5) >= window[0]
     if pacer.progress_first is not None and pacer.state is TaskState.RUNNING:
         # A task whose progress moves changes at (nearly) every tick: its brackets are the
@@ -124,9 +138,7 @@ def _exploring(pacer: PacerState, config: PacingConfig, now: float, rand: float,
         # short its looks yield to those that may see a finish (see triage).
         crowd = 1
     # Near the finish: the SDK's pace; a task that waits cannot finish yet: a little slower.
-    # (A lone watch waits slower still: what it saves pays for its close looks, see lone.)
-    wait_pace = WAIT_PACE if crowd <= 1 else _WAIT_PACE
-    delay = _explore(config, rand, 1 if seeking else crowd, wait_pace if pacer.state is not TaskState.RUNNING else 1.0)
+    delay = _explore(config, rand, 1 if seeking else crowd, _WAIT_PACE if pacer.state is not TaskState.RUNNING else 1.0)
     if window is not None and now + config.min_interval < window[0] < now + delay:
         return window[0] - now + config.tick_margin
     return delay
@@ -277,7 +289,7 @@ def next_delay(pacer: PacerState, config: PacingConfig, now: float, rand: float,
         return _clamp(_free(pacer, config, now, rand, window, max(1, crowd)), config)
     if cadence.locked and cadence.window(cadence.index_after(now))[1] - cadence.window(cadence.index_after(now))[0] <= _LOCK * (cadence.period or 0.0):
         return _clamp(_aimed(pacer, cadence, config, now, rand, window, max(1, crowd)), config)
-    return _clamp(_exploring(pacer, config, now, rand, window, max(1, crowd)), config)
+    return _clamp(_exploring(pacer, config, now, rand, window, max(1, crowd), cadence.upper), config)
 
 
 def backoff_delay(config: PacingConfig, consecutive_errors: int, retry_after: float | None, rand: float) -> float:
