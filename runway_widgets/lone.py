@@ -22,7 +22,7 @@ may see the finish:
   :data:`CLOSE` s (a finish shows ~1 s after its tick instead of the SDK's ~3 s).
 
 Every look quicker than the SDK's pace is taken only while the watch stays within the
-SDK's count (:func:`_within_sdk_count`): the looks it spends are the ones it saved.
+SDK's count (:func:`_caught_up`): the looks it spends are the ones it saved.
 
 Nothing here reads a clock or a random source: ``now`` is an argument, and ``pace`` (an
 SDK-like interval, jittered) comes from the caller.
@@ -30,6 +30,7 @@ SDK-like interval, jittered) comes from the caller.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from .pacer import PacerState, PacingConfig
@@ -76,28 +77,23 @@ def closing(pacer: PacerState, config: PacingConfig, now: float, pace: float, wi
         return max(pace, min((early - now) / 2, _FAR * pace))
     if now + config.min_interval < early:
         return early - now
-    if _within_sdk_count(pacer, config, now + CLOSE):
+    if now + CLOSE >= _caught_up(pacer, config):
         return CLOSE
     return pace
 
 
-def _within_sdk_count(pacer: PacerState, config: PacingConfig, at: float) -> bool:
-    """May the watch look at ``at``, sooner than the SDK's pace?
-
-    Yes while, its look at creation aside, it would be at most one look ahead of what the
-    SDK (sleeping an interval before every poll) would have sent by then.  The SDK also
-    looks once more after every finish, ~3 s late on average, so a watch that spends
-    this way still ends below the SDK's count (0.78-0.98x over the benchmark's fresh
-    single-watch cells; one look fewer here left the 30 s / 10-60 s cell at 1.01x lag).
-    """
-    first = pacer.first_at if pacer.first_at is not None else at
-    return pacer.polls - 1 <= (at - first) / config.explore_interval
-
-
 def _caught_up(pacer: PacerState, config: PacingConfig) -> float:
-    """When the watch is back within the SDK's count (see :func:`_within_sdk_count`)."""
-    first = pacer.first_at if pacer.first_at is not None else 0.0
-    return first + (pacer.polls - 1) * config.explore_interval
+    """The earliest time the watch may look sooner than the SDK's pace.
+
+    From then on, its look at creation aside, it is at most one look ahead of what the
+    SDK (sleeping an interval before every poll) would have sent.  The SDK also looks
+    once more after every finish, ~3 s late on average, so a watch that spends this way
+    still ends below the SDK's count (0.55-0.98x over the benchmark's fresh single-watch
+    cells; one look fewer here left the 30 s / 10-60 s cell at 1.01x lag).
+    """
+    if pacer.first_at is None:
+        return -math.inf  # nothing sent yet
+    return pacer.first_at + (pacer.polls - 1) * config.explore_interval
 
 
 def exploring(pacer: PacerState, config: PacingConfig, now: float, pace: Callable[[float], float]) -> float:
@@ -113,8 +109,9 @@ def exploring(pacer: PacerState, config: PacingConfig, now: float, pace: Callabl
     else:
         factor = _SLOW_WAIT if slow else WAIT_PACE
     delay = pace(factor)
-    if factor < 1.0 and not _within_sdk_count(pacer, config, now + delay):
-        return max(pace(1.0), _caught_up(pacer, config) - now)
+    caught_up = _caught_up(pacer, config)
+    if factor < 1.0 and now + delay < caught_up:
+        return max(pace(1.0), caught_up - now)
     return delay
 
 
